@@ -7,8 +7,13 @@
 //! *presence* (`Option<T>`). Required-field checks are done by
 //! `envelope_proto::v1::validate`, which reports the missing field by name, the
 //! same way the reference marshaller refuses such messages.
+//!
+//! Then `tonic_build::manual` generates the *raw* services (`crate::raw`):
+//! the same gRPC paths, with every message carried as `bytes::Bytes` through
+//! `crate::codec::RawCodec`.
 
 use prost_types::field_descriptor_proto::Label;
+use tonic_build::manual::{Builder, Method, Service};
 
 const PROTOS: &[&str] = &[
     "proto/events/envelope.proto",
@@ -47,5 +52,80 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .compile_fds_with_config(fds, config)?;
+    Builder::new().compile(&raw_services());
     Ok(())
+}
+
+/// One raw method: `Bytes` in, `Bytes` out, through `RawCodec`.
+fn raw_method(name: &str, route: &str, comment: &str) -> tonic_build::manual::MethodBuilder {
+    Method::builder()
+        .name(name)
+        .route_name(route)
+        .comment(comment)
+        .input_type("bytes::Bytes")
+        .output_type("bytes::Bytes")
+        .codec_path("crate::codec::RawCodec")
+}
+
+/// Raw twins of `loggregator.v2.Ingress`, `loggregator.v2.Egress` and
+/// `plumbing.DopplerIngestor`.
+fn raw_services() -> [Service; 3] {
+    let ingress = Service::builder()
+        .name("Ingress")
+        .package("loggregator.v2")
+        .comment("`loggregator.v2.Ingress` carrying encoded messages as bytes.")
+        .method(
+            raw_method("sender", "Sender", "Client stream of encoded `Envelope`s.")
+                .client_streaming()
+                .build(),
+        )
+        .method(
+            raw_method(
+                "batch_sender",
+                "BatchSender",
+                "Client stream of encoded `EnvelopeBatch`es.",
+            )
+            .client_streaming()
+            .build(),
+        )
+        .method(raw_method("send", "Send", "One encoded `EnvelopeBatch`.").build())
+        .build();
+    let egress = Service::builder()
+        .name("Egress")
+        .package("loggregator.v2")
+        .comment("`loggregator.v2.Egress` carrying encoded messages as bytes.")
+        .method(
+            raw_method(
+                "receiver",
+                "Receiver",
+                "Encoded `EgressRequest` -> stream of encoded `Envelope`s.",
+            )
+            .server_streaming()
+            .build(),
+        )
+        .method(
+            raw_method(
+                "batched_receiver",
+                "BatchedReceiver",
+                "Encoded `EgressBatchRequest` -> stream of encoded `EnvelopeBatch`es.",
+            )
+            .server_streaming()
+            .build(),
+        )
+        .build();
+    let pusher = Service::builder()
+        .name("DopplerIngestor")
+        .package("plumbing")
+        .comment("`plumbing.DopplerIngestor` carrying encoded messages as bytes.")
+        .method(
+            raw_method(
+                "pusher",
+                "Pusher",
+                "Client stream of encoded `EnvelopeData`.",
+            )
+            .client_streaming()
+            .build(),
+        )
+        .build();
+    [ingress, egress, pusher]
 }

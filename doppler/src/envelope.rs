@@ -1,0 +1,268 @@
+//! One ingested envelope as it travels through the ingress ring to the
+//! router, and its preparation at ingress.
+//!
+//! Preparation happens on the ingress stream's task (many run in parallel),
+//! so the single router task only looks up subscriptions and pushes refcounted
+//! [`Bytes`]. Everything a subscriber may need is computed here **once per
+//! envelope**, and only when some current subscriber needs it ([`Needs`]):
+//! - the routing key ([`RouteKey`]) from a zero-copy [`EnvelopeView`];
+//! - the v1 form(s) for v1 subscribers (v2 ingress: `to_v1` then marshal; v1
+//!   ingress: the original bytes);
+//! - a `deprecated_tags` re-encode for `use_preferred_tags=false` subscribers,
+//!   only when the envelope has `tags`;
+//! - a `tags` re-encode for `use_preferred_tags=true` subscribers, only when the
+//!   envelope has `deprecated_tags`.
+//!
+//! Envelopes without either re-encode are delivered to every v2 subscriber as
+//! the original bytes.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use envelope_proto::convert;
+use envelope_proto::events;
+use envelope_proto::loggregator_v2 as v2;
+use envelope_proto::view::{EnvelopeView, Kind};
+use prost::Message;
+
+use crate::router::key::{MessageKind, RouteKey, V1Class, V1Routed};
+use crate::subscriptions::Needs;
+
+/// An envelope on its way from ingress to the router.
+#[derive(Debug, Clone)]
+pub struct Ingested {
+    /// Routing key.
+    pub key: RouteKey,
+    /// The v2 envelope as received (or as converted from v1, encoded once).
+    pub v2: Bytes,
+    /// Re-encode with deprecated tags folded into `tags`, when it differs.
+    pub v2_preferred: Option<Bytes>,
+    /// Re-encode with `tags` moved into `deprecated_tags`, when it differs.
+    pub v2_deprecated: Option<Bytes>,
+    /// v1 forms with their v1 routing keys (empty when no v1 subscriber).
+    pub v1: Vec<V1Routed>,
+    /// The v1 bytes this envelope arrived as (Pusher ingress), for the caches.
+    pub v1_original: Option<Bytes>,
+}
+
+/// Why an envelope was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejected {
+    /// It does not parse.
+    Invalid,
+}
+
+fn kind_of(k: Kind) -> MessageKind {
+    match k {
+        Kind::None => MessageKind::None,
+        Kind::Log => MessageKind::Log,
+        Kind::Counter => MessageKind::Counter,
+        Kind::Gauge => MessageKind::Gauge,
+        Kind::Timer => MessageKind::Timer,
+        Kind::Event => MessageKind::Event,
+    }
+}
+
+fn route_key(buf: &Bytes, view: &EnvelopeView<'_>) -> RouteKey {
+    let kind = kind_of(view.kind());
+    let (counter_name, name_hash) = match kind {
+        MessageKind::Counter => {
+            let name = view.counter_name();
+            (
+                slice_of(buf, name.as_bytes()),
+                envelope_proto::view::crc64(name.as_bytes()),
+            )
+        }
+        MessageKind::Gauge => (Bytes::new(), view.gauge_names_hash()),
+        _ => (Bytes::new(), 0),
+    };
+    RouteKey {
+        source_id: slice_of(buf, view.source_id().as_bytes()),
+        kind,
+        counter_name,
+        name_hash,
+    }
+}
+
+/// Zero-copy slice of `buf` when `part` lies inside it, a copy otherwise.
+fn slice_of(buf: &Bytes, part: &[u8]) -> Bytes {
+    if part.is_empty() {
+        return Bytes::new();
+    }
+    let start = buf.as_ptr() as usize;
+    let p = part.as_ptr() as usize;
+    if p >= start && p + part.len() <= start + buf.len() {
+        buf.slice_ref(part)
+    } else {
+        Bytes::copy_from_slice(part)
+    }
+}
+
+fn encode_v2(env: &v2::Envelope) -> Bytes {
+    Bytes::from(env.encode_to_vec())
+}
+
+/// v1 routing info of a decoded v1 envelope.
+fn v1_routed(env: &events::Envelope, bytes: Bytes) -> V1Routed {
+    V1Routed {
+        bytes,
+        app_id: envelope_proto::v1::app_id(env).into(),
+        class: if envelope_proto::v1::is_log(env) {
+            V1Class::Log
+        } else {
+            V1Class::Metric
+        },
+    }
+}
+
+/// Counts of side effects of preparing one envelope.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PrepStats {
+    /// v1 forms that could not be marshalled (dropped for v1 subscribers).
+    pub v1_encode_failures: u64,
+}
+
+/// Prepares an envelope that arrived on v2 ingress.
+pub fn from_v2(buf: Bytes, needs: &Needs, stats: &mut PrepStats) -> Result<Ingested, Rejected> {
+    let view = EnvelopeView::parse(&buf).map_err(|_| Rejected::Invalid)?;
+    let key = route_key(&buf, &view);
+    let want_v1 = needs.v1.load(Ordering::Relaxed);
+    let (has_deprecated, has_tags) = tag_maps_present(&buf);
+    let want_dep = needs.deprecated_tags.load(Ordering::Relaxed) && has_tags;
+    let want_pref = needs.preferred_tags.load(Ordering::Relaxed) && has_deprecated;
+    let mut item = Ingested {
+        key,
+        v2: Bytes::new(),
+        v2_preferred: None,
+        v2_deprecated: None,
+        v1: Vec::new(),
+        v1_original: None,
+    };
+    if want_v1 || want_dep || want_pref {
+        let decoded = envelope_proto::v2::decode(&buf).map_err(|_| Rejected::Invalid)?;
+        if want_v1 {
+            for e in convert::to_v1(&decoded) {
+                match envelope_proto::v1::encode(&e) {
+                    Ok(bytes) => item.v1.push(v1_routed(&e, Bytes::from(bytes))),
+                    Err(_) => stats.v1_encode_failures += 1,
+                }
+            }
+        }
+        if want_dep {
+            let mut d = decoded.clone();
+            convert::converge_tags(&mut d, false);
+            item.v2_deprecated = Some(encode_v2(&d));
+        }
+        if want_pref {
+            let mut d = decoded;
+            convert::converge_tags(&mut d, true);
+            item.v2_preferred = Some(encode_v2(&d));
+        }
+    }
+    item.v2 = buf;
+    Ok(item)
+}
+
+/// Prepares an envelope that arrived on v1 ingress (`Pusher`): decoded once,
+/// converted with `to_v2(preferred = true)` and encoded once; the original v1
+/// bytes go to v1 subscribers.
+pub fn from_v1(buf: Bytes, needs: &Needs) -> Result<Ingested, Rejected> {
+    let env = envelope_proto::v1::decode(&buf).map_err(|_| Rejected::Invalid)?;
+    let v2env = convert::to_v2(&env, true);
+    let v2 = encode_v2(&v2env);
+    let view = EnvelopeView::parse(&v2).map_err(|_| Rejected::Invalid)?;
+    let key = route_key(&v2, &view);
+    let v2_deprecated = if needs.deprecated_tags.load(Ordering::Relaxed) && !v2env.tags.is_empty() {
+        let mut d = v2env;
+        convert::converge_tags(&mut d, false);
+        Some(encode_v2(&d))
+    } else {
+        None
+    };
+    Ok(Ingested {
+        key,
+        v2,
+        v2_preferred: None,
+        v2_deprecated,
+        v1: vec![v1_routed(&env, buf.clone())],
+        v1_original: Some(buf),
+    })
+}
+
+/// Whether the top level of an encoded v2 envelope has `deprecated_tags`
+/// (field 3) and `tags` (field 9) entries. The envelope was already validated by
+/// [`EnvelopeView::parse`]; anything unexpected (groups) reports both present, so
+/// the caller falls back to a full decode.
+fn tag_maps_present(buf: &[u8]) -> (bool, bool) {
+    fn varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
+        let mut v = 0u64;
+        for i in 0..10 {
+            let b = *buf.get(*pos)?;
+            *pos += 1;
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    let (mut dep, mut tags) = (false, false);
+    let mut pos = 0;
+    while pos < buf.len() {
+        let Some(tag) = varint(buf, &mut pos) else {
+            return (true, true);
+        };
+        let skip = match tag & 7 {
+            0 => varint(buf, &mut pos).map(|_| 0),
+            1 => Some(8),
+            2 => varint(buf, &mut pos),
+            5 => Some(4),
+            _ => None,
+        };
+        let Some(skip) = skip else {
+            return (true, true);
+        };
+        match tag {
+            0x1a => dep = true,
+            0x4a => tags = true,
+            _ => {}
+        }
+        pos = pos.saturating_add(usize::try_from(skip).unwrap_or(usize::MAX));
+    }
+    (dep, tags)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn enc(tags: bool, dep: bool) -> Vec<u8> {
+        let mut e = v2::Envelope {
+            source_id: "s".into(),
+            timestamp: 5,
+            message: Some(v2::envelope::Message::Log(v2::Log::default())),
+            ..Default::default()
+        };
+        if tags {
+            e.tags = BTreeMap::from([("a".into(), "b".into())]);
+        }
+        if dep {
+            e.deprecated_tags = BTreeMap::from([(
+                "c".into(),
+                v2::Value {
+                    data: Some(v2::value::Data::Integer(3)),
+                },
+            )]);
+        }
+        e.encode_to_vec()
+    }
+
+    #[test]
+    fn detects_tag_maps() {
+        assert_eq!(tag_maps_present(&enc(false, false)), (false, false));
+        assert_eq!(tag_maps_present(&enc(true, false)), (false, true));
+        assert_eq!(tag_maps_present(&enc(false, true)), (true, false));
+        assert_eq!(tag_maps_present(&enc(true, true)), (true, true));
+    }
+}

@@ -1,0 +1,167 @@
+//! Ingress services: `loggregator.v2.Ingress` (Sender, BatchSender; Send is
+//! Unimplemented as upstream) over the raw codec, and
+//! `plumbing.DopplerIngestor/Pusher` (v1).
+//!
+//! Each stream prepares its envelopes ([`crate::envelope`]) on its own task
+//! and pushes them into the shared ingress ring, which never blocks: when the
+//! router falls behind, the oldest queued envelopes are overwritten and counted
+//! by the router as `dropped{direction="ingress"}`. Envelopes (or batches) that
+//! do not parse are counted in `invalid_envelopes` and skipped; the stream
+//! stays up. Messages above the size limit fail the stream with the gRPC
+//! error tonic produces (`OutOfRange`).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use envelope_proto::batch;
+use envelope_proto::plumbing_v1::EnvelopeData;
+use envelope_proto::raw::doppler_ingestor_server::DopplerIngestor;
+use envelope_proto::raw::ingress_server::Ingress;
+use plumbing::ring::Ring;
+use plumbing::shutdown::Shutdown;
+use prost::Message;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::envelope::{self, Ingested, PrepStats};
+use crate::metrics::Metrics;
+use crate::subscriptions::Needs;
+
+/// Shared state of the ingress services.
+#[derive(Debug, Clone)]
+pub struct IngressService {
+    ring: Arc<Ring<Ingested>>,
+    needs: Arc<Needs>,
+    metrics: Metrics,
+    /// Ingress streams stop reading when shutdown starts.
+    shutdown: Shutdown,
+}
+
+impl IngressService {
+    /// Ingress feeding `ring`.
+    pub fn new(
+        ring: Arc<Ring<Ingested>>,
+        needs: Arc<Needs>,
+        metrics: Metrics,
+        shutdown: Shutdown,
+    ) -> Self {
+        Self {
+            ring,
+            needs,
+            metrics,
+            shutdown,
+        }
+    }
+
+    /// Accepts one encoded v2 envelope.
+    fn accept_v2(&self, env: Bytes, stats: &mut PrepStats) -> bool {
+        match envelope::from_v2(env, &self.needs, stats) {
+            Ok(item) => {
+                self.ring.push(item);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Accepts one encoded v2 batch; returns (accepted, invalid).
+    pub fn accept_batch(&self, bytes: &Bytes) -> (u64, u64) {
+        let mut stats = PrepStats::default();
+        let (mut ok, mut bad) = (0u64, 0u64);
+        match batch::split(bytes) {
+            Ok(envs) => {
+                for env in envs {
+                    if self.accept_v2(env, &mut stats) {
+                        ok += 1;
+                    } else {
+                        bad += 1;
+                    }
+                }
+            }
+            Err(_) => bad += 1,
+        }
+        self.count(ok, bad, stats);
+        (ok, bad)
+    }
+
+    fn count(&self, ok: u64, bad: u64, stats: PrepStats) {
+        if ok > 0 {
+            self.metrics.ingress.add(ok);
+        }
+        if bad > 0 {
+            self.metrics.invalid.add(bad);
+            tracing::debug!(invalid = bad, "skipped invalid envelopes");
+        }
+        if stats.v1_encode_failures > 0 {
+            self.metrics
+                .v1_encode_failures
+                .add(stats.v1_encode_failures);
+        }
+    }
+
+    async fn drain_stream(
+        &self,
+        mut stream: Streaming<Bytes>,
+        mut each: impl FnMut(&Self, Bytes),
+    ) -> Result<(), Status> {
+        loop {
+            let msg = tokio::select! {
+                m = stream.message() => m?,
+                _ = self.shutdown.cancelled() => return Ok(()),
+            };
+            match msg {
+                Some(msg) => each(self, msg),
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Ingress for IngressService {
+    async fn sender(&self, request: Request<Streaming<Bytes>>) -> Result<Response<Bytes>, Status> {
+        self.drain_stream(request.into_inner(), |s, env| {
+            let mut stats = PrepStats::default();
+            let ok = s.accept_v2(env, &mut stats);
+            s.count(u64::from(ok), u64::from(!ok), stats);
+        })
+        .await?;
+        Ok(Response::new(Bytes::new()))
+    }
+
+    async fn batch_sender(
+        &self,
+        request: Request<Streaming<Bytes>>,
+    ) -> Result<Response<Bytes>, Status> {
+        self.drain_stream(request.into_inner(), |s, b| {
+            s.accept_batch(&b);
+        })
+        .await?;
+        Ok(Response::new(Bytes::new()))
+    }
+
+    async fn send(&self, _request: Request<Bytes>) -> Result<Response<Bytes>, Status> {
+        Err(Status::unimplemented(
+            "this endpoint is not yet implemented",
+        ))
+    }
+}
+
+#[tonic::async_trait]
+impl DopplerIngestor for IngressService {
+    async fn pusher(&self, request: Request<Streaming<Bytes>>) -> Result<Response<Bytes>, Status> {
+        self.drain_stream(request.into_inner(), |s, msg| {
+            let accepted = EnvelopeData::decode(msg)
+                .ok()
+                .and_then(|d| envelope::from_v1(d.payload, &s.needs).ok());
+            match accepted {
+                Some(item) => {
+                    s.ring.push(item);
+                    s.count(1, 0, PrepStats::default());
+                }
+                None => s.count(0, 1, PrepStats::default()),
+            }
+        })
+        .await?;
+        Ok(Response::new(Bytes::new()))
+    }
+}

@@ -1,0 +1,191 @@
+//! Egress loops: take what the ring holds (at most `batch_size`, flushing as
+//! soon as the ring runs dry, via [`plumbing::batch::next_batch`]) and write
+//! it to the doppler pool.
+//!
+//! - v2: one `EnvelopeBatch` built from the envelopes' bytes
+//!   ([`envelope_proto::batch::encode`], no re-encode) per write.
+//! - v1: each datagram is processed ([`crate::process::v1`]) and wrapped as
+//!   `EnvelopeData`; the batch goes to one Pusher stream as consecutive
+//!   messages, which tonic coalesces into few socket writes.
+//!
+//! Ring losses are counted here (the reader learns them) and logged at most
+//! once per `drop_log_interval`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use plumbing::batch::next_batch;
+use plumbing::metrics::{Counter, Gauge};
+use plumbing::ring::Ring;
+
+use crate::metrics::Metrics;
+use crate::pool::Pool;
+use crate::process::v1::V1Processor;
+
+/// Window of the `average_envelopes` gauges.
+const AVERAGE_WINDOW: Duration = Duration::from_secs(60);
+
+/// Running average of envelope sizes over [`AVERAGE_WINDOW`].
+struct Average {
+    gauge: Gauge,
+    start: Instant,
+    bytes: u64,
+    count: u64,
+}
+
+impl Average {
+    fn new(gauge: Gauge) -> Self {
+        Self {
+            gauge,
+            start: Instant::now(),
+            bytes: 0,
+            count: 0,
+        }
+    }
+
+    fn add(&mut self, bytes: u64, count: u64) {
+        if self.start.elapsed() >= AVERAGE_WINDOW {
+            self.start = Instant::now();
+            self.bytes = 0;
+            self.count = 0;
+        }
+        self.bytes += bytes;
+        self.count += count;
+        if self.count > 0 {
+            self.gauge.set(i64::try_from(self.bytes / self.count).unwrap_or(i64::MAX));
+        }
+    }
+}
+
+/// Ring-loss accounting with a rate-limited log line.
+struct Drops {
+    counter: Counter,
+    interval: Duration,
+    last_log: Option<Instant>,
+    pending: u64,
+    line: fn(u64),
+}
+
+impl Drops {
+    fn check<T>(&mut self, ring: &Ring<T>) {
+        let n = ring.take_dropped();
+        if n == 0 && self.pending == 0 {
+            return;
+        }
+        self.counter.add(n);
+        self.pending += n;
+        if self.last_log.is_none_or(|t| t.elapsed() >= self.interval) {
+            (self.line)(self.pending);
+            self.pending = 0;
+            self.last_log = Some(Instant::now());
+        }
+    }
+}
+
+fn log_v2_drops(n: u64) {
+    tracing::warn!("Dropped {n} v2 envelopes");
+}
+
+fn log_v1_drops(n: u64) {
+    tracing::warn!("network reader dropped messages {n}");
+}
+
+/// The v2 loop; returns when the ring is closed and empty.
+pub async fn run_v2(ring: Arc<Ring<Bytes>>, pool: Pool, metrics: Metrics, batch_size: usize, drop_log_interval: Duration) {
+    let mut drops = Drops {
+        counter: metrics.dropped_ingress_v2.clone(),
+        interval: drop_log_interval,
+        last_log: None,
+        pending: 0,
+        line: log_v2_drops,
+    };
+    let mut average = Average::new(metrics.average_envelopes_v2.clone());
+    let mut batch: Vec<Bytes> = Vec::with_capacity(batch_size);
+    let mut out = BytesMut::new();
+    loop {
+        batch.clear();
+        let n = next_batch(&ring, &mut batch, batch_size).await;
+        drops.check(&ring);
+        if n == 0 {
+            return;
+        }
+        envelope_proto::batch::encode(&batch, &mut out);
+        let msg = out.split().freeze();
+        let bytes: usize = batch.iter().map(Bytes::len).sum();
+        average.add(bytes as u64, n as u64);
+        match pool.write(vec![msg]).await {
+            Ok(()) => metrics.egress_v2.add(n as u64),
+            Err(e) => {
+                metrics.dropped_egress_v2.add(n as u64);
+                tracing::debug!(envelopes = n, "{e}");
+            }
+        }
+    }
+}
+
+/// The v1 loop; returns when the ring is closed and empty.
+pub async fn run_v1(
+    ring: Arc<Ring<Bytes>>,
+    pool: Pool,
+    processor: Arc<V1Processor>,
+    metrics: Metrics,
+    batch_size: usize,
+    drop_log_interval: Duration,
+) {
+    let mut drops = Drops {
+        counter: metrics.dropped_ring_v1.clone(),
+        interval: drop_log_interval,
+        last_log: None,
+        pending: 0,
+        line: log_v1_drops,
+    };
+    let mut average = Average::new(metrics.average_envelopes_v1.clone());
+    let mut batch: Vec<Bytes> = Vec::with_capacity(batch_size);
+    let mut arena = BytesMut::new();
+    loop {
+        batch.clear();
+        let n = next_batch(&ring, &mut batch, batch_size).await;
+        drops.check(&ring);
+        if n == 0 {
+            return;
+        }
+        let mut msgs = Vec::with_capacity(n);
+        let mut bytes = 0u64;
+        for datagram in &batch {
+            match processor.process(datagram) {
+                Ok(env) => {
+                    bytes += env.len() as u64;
+                    envelope_data(&env, &mut arena);
+                    msgs.push(arena.split().freeze());
+                }
+                Err(e) => {
+                    metrics.invalid_v1.inc();
+                    tracing::debug!(error = %e, "discarding v1 datagram");
+                }
+            }
+        }
+        let k = msgs.len() as u64;
+        if k == 0 {
+            continue;
+        }
+        average.add(bytes, k);
+        match pool.write(msgs).await {
+            Ok(()) => metrics.egress_v1.add(k),
+            Err(e) => {
+                metrics.dropped_egress_v1.add(k);
+                tracing::debug!(envelopes = k, "{e}");
+            }
+        }
+    }
+}
+
+/// Appends an encoded `plumbing.EnvelopeData{payload = env}`.
+pub fn envelope_data(env: &[u8], out: &mut BytesMut) {
+    let mut head = Vec::with_capacity(6);
+    head.push(0x0a);
+    prost::encoding::encode_varint(env.len() as u64, &mut head);
+    out.reserve(head.len() + env.len());
+    out.extend_from_slice(&head);
+    out.extend_from_slice(env);
+}

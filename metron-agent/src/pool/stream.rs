@@ -1,0 +1,186 @@
+//! One stream manager: dial a doppler, open the stream, publish its sender
+//! in the slot, and start over when it breaks or is due for recycling.
+//!
+//! The channel is plumbing's lazily connecting TLS channel; the stream counts
+//! as established when tonic first polls the request body, which happens only
+//! once the connection (TCP, TLS, HTTP/2) is up and the call was dispatched.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use envelope_proto::raw::doppler_ingestor_client::DopplerIngestorClient;
+use envelope_proto::raw::ingress_client::IngressClient;
+use futures::Stream;
+use plumbing::backoff::Backoff;
+use plumbing::shutdown::Shutdown;
+use plumbing::tls::grpc::{ChannelOptions, MAX_MESSAGE_SIZE, channel_with};
+use rand::Rng as _;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::{Failures, PoolConfig, PoolGauges, Protocol, Slot, usage};
+
+/// How long a recycled or shut-down stream may take to flush what it holds.
+const FLUSH_GRACE: Duration = Duration::from_secs(5);
+
+/// Manages one slot of a pool.
+pub(crate) struct Manager {
+    pub(crate) slot: Arc<Slot>,
+    pub(crate) all: Arc<[Arc<Slot>]>,
+    pub(crate) failures: Arc<Failures>,
+    pub(crate) config: Arc<PoolConfig>,
+    pub(crate) gauges: PoolGauges,
+    pub(crate) shutdown: Shutdown,
+}
+
+/// Request body that reports its first poll (= the stream is established).
+struct Announce {
+    inner: ReceiverStream<Bytes>,
+    first_poll: Option<oneshot::Sender<()>>,
+}
+
+impl Stream for Announce {
+    type Item = Bytes;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        if let Some(tx) = self.first_poll.take() {
+            let _ = tx.send(());
+        }
+        Pin::new(&mut self.inner).poll_next(cx)
+    }
+}
+
+enum End {
+    Failed(String),
+    Recycled,
+    Shutdown,
+}
+
+impl Manager {
+    pub(crate) async fn run(self) {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        while !self.shutdown.is_triggered() {
+            let end = self.once(&mut backoff).await;
+            match end {
+                End::Shutdown => break,
+                End::Recycled => continue,
+                End::Failed(msg) => {
+                    tracing::warn!("failed to connect: {msg}");
+                    let delay = backoff.next_delay();
+                    tokio::select! {
+                        () = self.shutdown.cancelled() => break,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Picks randomly among the least-used resolved addresses, avoiding
+    /// recently failed ones while others exist.
+    fn pick(&self, addrs: &[SocketAddr]) -> Option<SocketAddr> {
+        let healthy: Vec<SocketAddr> = addrs.iter().copied().filter(|a| !self.failures.recent(a)).collect();
+        let addrs = if healthy.is_empty() { addrs } else { &healthy[..] };
+        let used = usage(&self.all);
+        let load = |a: &SocketAddr| used.get(a).copied().unwrap_or(0);
+        let min = addrs.iter().map(load).min()?;
+        let least: Vec<SocketAddr> = addrs.iter().copied().filter(|a| load(a) == min).collect();
+        let i = rand::rng().random_range(0..least.len());
+        least.get(i).copied()
+    }
+
+    async fn once(&self, backoff: &mut Backoff) -> End {
+        let addrs = match self.config.discovery.resolve().await {
+            Ok(a) => a,
+            Err(e) => return End::Failed(e.to_string()),
+        };
+        let Some(addr) = self.pick(&addrs) else {
+            return End::Failed("unable to lookup a log consumer".to_owned());
+        };
+        let tls = self.config.tls.clone().map(|c| (c, "doppler"));
+        let channel = match channel_with(&addr.to_string(), tls, &ChannelOptions::agent()) {
+            Ok(c) => c,
+            Err(e) => return End::Failed(format!("failed to establish stream to doppler ({addr}): {e}")),
+        };
+        let (tx, rx) = mpsc::channel(self.config.protocol.channel_capacity());
+        let (est_tx, est_rx) = oneshot::channel();
+        let body = Announce {
+            inner: ReceiverStream::new(rx),
+            first_poll: Some(est_tx),
+        };
+        let protocol = self.config.protocol;
+        let mut call = Box::pin(async move {
+            match protocol {
+                Protocol::V1Pusher => DopplerIngestorClient::new(channel)
+                    .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                    .pusher(body)
+                    .await
+                    .map(|_| ()),
+                Protocol::V2BatchSender => IngressClient::new(channel)
+                    .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                    .batch_sender(body)
+                    .await
+                    .map(|_| ()),
+            }
+        });
+        tokio::select! {
+            () = self.shutdown.cancelled() => return End::Shutdown,
+            res = &mut call => {
+                let why = match res {
+                    Ok(()) => "stream closed by doppler".to_owned(),
+                    Err(status) => status.message().to_owned(),
+                };
+                self.failures.record(addr);
+                return End::Failed(format!("failed to establish stream to doppler ({addr}): {why}"));
+            }
+            r = est_rx => if r.is_err() {
+                return End::Failed(format!("failed to establish stream to doppler ({addr}): request dropped"));
+            }
+        }
+
+        tracing::info!("successfully established a stream to doppler {addr}");
+        self.failures.clear(addr);
+        backoff.reset();
+        let jitter = rand::rng().random_range(0..1000u64);
+        self.slot.writes.store(0, Ordering::Relaxed);
+        self.slot
+            .limit
+            .store(self.config.recycle_after.saturating_add(jitter), Ordering::Relaxed);
+        *self.slot.addr.lock() = Some(addr);
+        *self.slot.tx.write() = Some(tx);
+        self.gauges.connections.add(1);
+        self.gauges.streams.add(1);
+
+        let end = tokio::select! {
+            res = &mut call => {
+                let why = match res {
+                    Ok(()) => "stream closed by doppler".to_owned(),
+                    Err(status) => status.message().to_owned(),
+                };
+                self.failures.record(addr);
+                End::Failed(format!("doppler stream to {addr} ended: {why}"))
+            }
+            () = self.slot.recycle.notified() => End::Recycled,
+            () = self.shutdown.cancelled() => End::Shutdown,
+        };
+
+        // Unpublish: the channel closes once no writer holds a sender, the
+        // request body ends and the call completes after flushing.
+        *self.slot.tx.write() = None;
+        *self.slot.addr.lock() = None;
+        self.gauges.connections.add(-1);
+        self.gauges.streams.add(-1);
+        if !matches!(end, End::Failed(_)) {
+            let _ = tokio::time::timeout(FLUSH_GRACE, call).await;
+            if matches!(end, End::Recycled) {
+                tracing::debug!(%addr, protocol = ?self.config.protocol, "recycled doppler stream");
+            }
+        }
+        end
+    }
+}

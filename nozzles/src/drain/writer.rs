@@ -1,0 +1,393 @@
+//! Drain transports (reference §19.4): octet-counted TCP/TLS with one
+//! persistent connection, HTTPS with one POST per message, and HTTPS batches
+//! (512 KiB or 1 s). Writers only move bytes; retries are the forwarder's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{Method, Request, header};
+use http_body_util::Full;
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::url::{DrainUrl, Scheme};
+use crate::http::{HttpClient, HttpError};
+use crate::syslog::framing::frame_octet_counted;
+use crate::syslog::rfc5424::Encoded;
+
+/// Dial timeout for syslog connections.
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Write deadline for syslog connections.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// HTTPS request deadline (read and write 20 s upstream).
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(20);
+/// https-batch: POST once the body reaches this size.
+pub const BATCH_BYTES: usize = 512 * 1024;
+/// https-batch: POST at least this often.
+pub const BATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A failed write.
+#[derive(Debug)]
+pub struct WriteFailure {
+    /// Messages (from the start of the slice given) that were delivered before the failure.
+    pub done: usize,
+    /// Whether the failure was connecting (the "Failed to connect" notice).
+    pub connect: bool,
+    /// What went wrong.
+    pub reason: String,
+}
+
+type BoxedStream = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// An octet-counting syslog connection (`syslog://`, `syslog-tls://`).
+pub struct SyslogConn {
+    /// `host:port`.
+    addr: String,
+    /// TLS config and name for `syslog-tls`.
+    tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+    /// The connection; plain TCP kept separately so a peer close can be seen before writing.
+    stream: Option<BoxedStream>,
+    /// The raw TCP stream of a plain connection (for the EOF probe).
+    plain: Option<Arc<TcpStream>>,
+    /// Frame buffer reused across writes.
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for SyslogConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyslogConn").field("addr", &self.addr).finish()
+    }
+}
+
+/// A TcpStream shared between the writer and the EOF probe.
+struct SharedTcp(Arc<TcpStream>);
+
+impl AsyncWrite for SharedTcp {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        loop {
+            match self.0.poll_write_ready(cx) {
+                std::task::Poll::Ready(Ok(())) => {}
+                std::task::Poll::Ready(Err(e)) => return std::task::Poll::Ready(Err(e)),
+                std::task::Poll::Pending => return std::task::Poll::Pending,
+            }
+            match self.0.try_write(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                r => return std::task::Poll::Ready(r),
+            }
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl SyslogConn {
+    /// A connection to `addr`, over TLS when `tls` is given.
+    pub fn new(addr: String, tls: Option<(Arc<ClientConfig>, ServerName<'static>)>) -> Self {
+        Self {
+            addr,
+            tls,
+            stream: None,
+            plain: None,
+            buf: Vec::with_capacity(64 * 1024),
+        }
+    }
+
+    /// Closes the connection (idle timeout, shutdown).
+    pub fn close(&mut self) {
+        self.stream = None;
+        self.plain = None;
+    }
+
+    async fn connect(&mut self) -> Result<(), String> {
+        let tcp = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(&self.addr))
+            .await
+            .map_err(|_| "dial timed out".to_owned())?
+            .map_err(|e| e.to_string())?;
+        let _ = tcp.set_nodelay(true);
+        match &self.tls {
+            Some((cfg, name)) => {
+                let tls = tokio::time::timeout(
+                    DIAL_TIMEOUT,
+                    tokio_rustls::TlsConnector::from(cfg.clone()).connect(name.clone(), tcp),
+                )
+                .await
+                .map_err(|_| "tls handshake timed out".to_owned())?
+                .map_err(|e| e.to_string())?;
+                self.stream = Some(Box::new(tls));
+                self.plain = None;
+            }
+            None => {
+                let shared = Arc::new(tcp);
+                self.plain = Some(shared.clone());
+                self.stream = Some(Box::new(SharedTcp(shared)));
+            }
+        }
+        Ok(())
+    }
+
+    /// True when a plain connection's peer has closed (reads EOF or error).
+    fn peer_closed(&self) -> bool {
+        let Some(tcp) = &self.plain else {
+            return false;
+        };
+        let mut probe = [0u8; 512];
+        match tcp.try_read(&mut probe) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+        }
+    }
+
+    /// Writes `msgs` octet-counted in one `write_all`.
+    pub async fn write(&mut self, msgs: &[&[u8]]) -> Result<(), WriteFailure> {
+        if self.stream.is_some() && self.peer_closed() {
+            self.close();
+        }
+        if self.stream.is_none() {
+            self.connect().await.map_err(|reason| WriteFailure {
+                done: 0,
+                connect: true,
+                reason,
+            })?;
+        }
+        self.buf.clear();
+        for m in msgs {
+            frame_octet_counted(m, &mut self.buf);
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(WriteFailure {
+                done: 0,
+                connect: true,
+                reason: "not connected".into(),
+            });
+        };
+        let r = tokio::time::timeout(WRITE_TIMEOUT, async {
+            stream.write_all(&self.buf).await?;
+            stream.flush().await
+        })
+        .await;
+        match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                self.close();
+                Err(WriteFailure {
+                    done: 0,
+                    connect: false,
+                    reason: e.to_string(),
+                })
+            }
+            Err(_) => {
+                self.close();
+                Err(WriteFailure {
+                    done: 0,
+                    connect: false,
+                    reason: "write timed out".into(),
+                })
+            }
+        }
+    }
+}
+
+/// Builds POST requests for an HTTPS drain.
+#[derive(Debug, Clone)]
+struct PostTemplate {
+    path_and_query: String,
+    authorization: Option<String>,
+}
+
+impl PostTemplate {
+    fn new(url: &DrainUrl) -> Self {
+        let authorization = url.userinfo.as_ref().map(|u| {
+            let decoded = u.replace("%40", "@").replace("%3A", ":");
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(decoded)
+            )
+        });
+        Self {
+            path_and_query: url.path_and_query.clone(),
+            authorization,
+        }
+    }
+
+    fn request(&self, body: Bytes) -> Request<Full<Bytes>> {
+        let mut b = Request::builder()
+            .method(Method::POST)
+            .uri(&self.path_and_query)
+            .header(header::CONTENT_TYPE, "text/plain");
+        if let Some(a) = &self.authorization {
+            b = b.header(header::AUTHORIZATION, a);
+        }
+        b.body(Full::new(body)).unwrap_or_else(|_| {
+            // The path came from a parsed URL; fall back to `/` if http rejects it.
+            let mut r = Request::new(Full::new(Bytes::new()));
+            *r.method_mut() = Method::POST;
+            r
+        })
+    }
+}
+
+fn http_failure(done: usize, e: HttpError) -> WriteFailure {
+    WriteFailure {
+        done,
+        connect: e.is_connect(),
+        reason: e.to_string(),
+    }
+}
+
+/// An `https://` drain: one POST per message, body = the bare message.
+#[derive(Debug)]
+pub struct HttpsPost {
+    client: HttpClient,
+    template: PostTemplate,
+}
+
+impl HttpsPost {
+    /// A drain writer for `url` using `tls`.
+    pub fn new(url: &DrainUrl, tls: Arc<ClientConfig>, name: ServerName<'static>) -> Self {
+        Self {
+            client: HttpClient::new(url.authority(), url.authority(), Some((tls, name)), HTTP_TIMEOUT),
+            template: PostTemplate::new(url),
+        }
+    }
+
+    /// POSTs each message in order; stops at the first failure.
+    pub async fn write(&mut self, msgs: &[&[u8]]) -> Result<(), WriteFailure> {
+        for (i, m) in msgs.iter().enumerate() {
+            let req = self.template.request(Bytes::copy_from_slice(m));
+            self.client
+                .send_ok(req)
+                .await
+                .map_err(|e| http_failure(i, e))?;
+        }
+        Ok(())
+    }
+
+    /// Closes the connection.
+    pub fn close(&mut self) {
+        self.client.close();
+    }
+}
+
+/// An `https-batch://` drain: messages concatenated, POSTed at 512 KiB or every second.
+#[derive(Debug)]
+pub struct HttpsBatch {
+    client: HttpClient,
+    template: PostTemplate,
+    /// The body being built.
+    pending: Vec<u8>,
+    /// Messages in `pending`.
+    pending_count: usize,
+}
+
+impl HttpsBatch {
+    /// A batching writer for `url` using `tls`.
+    pub fn new(url: &DrainUrl, tls: Arc<ClientConfig>, name: ServerName<'static>) -> Self {
+        Self {
+            client: HttpClient::new(url.authority(), url.authority(), Some((tls, name)), HTTP_TIMEOUT),
+            template: PostTemplate::new(url),
+            pending: Vec::new(),
+            pending_count: 0,
+        }
+    }
+
+    /// Appends messages to the pending body; returns true when it reached
+    /// [`BATCH_BYTES`] and should be posted now.
+    pub fn append(&mut self, msgs: &[&[u8]]) -> bool {
+        for m in msgs {
+            self.pending.extend_from_slice(m);
+            self.pending_count += 1;
+        }
+        self.pending.len() >= BATCH_BYTES
+    }
+
+    /// Messages waiting to be posted.
+    pub fn pending_count(&self) -> usize {
+        self.pending_count
+    }
+
+    /// POSTs the pending body (nothing if empty). On success the body is cleared.
+    pub async fn post(&mut self) -> Result<(), WriteFailure> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let req = self.template.request(Bytes::copy_from_slice(&self.pending));
+        self.client
+            .send_ok(req)
+            .await
+            .map_err(|e| http_failure(0, e))?;
+        self.pending.clear();
+        self.pending_count = 0;
+        Ok(())
+    }
+
+    /// Forgets the pending body (after the last retry) and returns how many messages it held.
+    pub fn discard(&mut self) -> usize {
+        self.pending.clear();
+        std::mem::take(&mut self.pending_count)
+    }
+
+    /// Closes the connection.
+    pub fn close(&mut self) {
+        self.client.close();
+    }
+}
+
+/// The writer of one drain.
+#[derive(Debug)]
+pub enum Writer {
+    /// `syslog://` or `syslog-tls://`.
+    Syslog(SyslogConn),
+    /// `https://`.
+    Https(HttpsPost),
+    /// `https-batch://`.
+    HttpsBatch(HttpsBatch),
+}
+
+impl Writer {
+    /// The writer for `url`; `tls` must be given for TLS schemes.
+    pub fn for_url(url: &DrainUrl, tls: Option<Arc<ClientConfig>>) -> Result<Writer, String> {
+        let name = || crate::tlsutil::server_name(&url.host).map_err(|e| e.to_string());
+        let need_tls = || tls.clone().ok_or_else(|| "missing TLS configuration".to_owned());
+        Ok(match url.scheme {
+            Scheme::Syslog => Writer::Syslog(SyslogConn::new(url.authority(), None)),
+            Scheme::SyslogTls => Writer::Syslog(SyslogConn::new(url.authority(), Some((need_tls()?, name()?)))),
+            Scheme::Https => Writer::Https(HttpsPost::new(url, need_tls()?, name()?)),
+            Scheme::HttpsBatch => Writer::HttpsBatch(HttpsBatch::new(url, need_tls()?, name()?)),
+        })
+    }
+
+    /// Closes any open connection.
+    pub fn close(&mut self) {
+        match self {
+            Writer::Syslog(w) => w.close(),
+            Writer::Https(w) => w.close(),
+            Writer::HttpsBatch(w) => w.close(),
+        }
+    }
+}
+
+/// Helper: the messages of an [`Encoded`] as slices.
+pub fn slices(enc: &Encoded) -> Vec<&[u8]> {
+    enc.iter().collect()
+}

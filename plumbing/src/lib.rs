@@ -1,0 +1,44 @@
+//! Shared runtime for the Loggregator components.
+//!
+//! `plumbing` is the layer between the wire types (`envelope-proto`) and the components (agent,
+//! doppler, traffic controller, nozzles). It holds everything those components would otherwise
+//! each write again: the drop-oldest rings ("diodes") that sit on every hop of the pipeline, the
+//! mutual-TLS configuration used by all internal gRPC, the metrics registry and the admin HTTP
+//! endpoint that serves it, the one shutdown mechanism, retry backoff, batching, and the upstream
+//! rules for parsing environment variables and printing startup lines.
+//!
+//! # Layout
+//!
+//! - [`ring`]: [`ring::Ring`], a bounded drop-oldest diode (many producers, one consumer); the
+//!   producer never blocks, the reader learns how many entries it lost.
+//! - [`queue`]: [`queue::bounded`] channels with a named [`queue::FullPolicy`]
+//!   (`DropOldest`, `DropNewest`, `Block`) and counted drops.
+//! - [`batch`]: [`batch::next_batch`], "wait for one, then take what is there" batching.
+//! - [`tls`]: rustls server/client configuration from CA/cert/key files, cipher-suite parsing,
+//!   [`tls::grpc`] (TLS accept stream for tonic servers, TLS channels for tonic clients) and
+//!   [`tls::dev`] (a generated development PKI).
+//! - [`metrics`]: a registry passed in (never global) of counters and gauges, rendered as
+//!   Prometheus text.
+//! - [`admin`]: the admin HTTP listener serving `/metrics` and `/health`.
+//! - [`shutdown`]: [`shutdown::Shutdown`], a cancellation signal plus a task tracker, SIGTERM /
+//!   Ctrl-C handling and a grace-period drain.
+//! - [`backoff`]: capped exponential backoff with jitter.
+//! - [`env`]: upstream environment-variable parsing rules (empty means unset, Go durations, ...).
+//! - [`logline`]: upstream-style startup lines on stderr and the `tracing` subscriber setup.
+//!
+//! # Dependency rule
+//!
+//! `plumbing` depends only on `envelope-proto` among this workspace's crates. Components depend
+//! on `plumbing` and `envelope-proto`, never on each other.
+
+pub mod admin;
+pub mod backoff;
+pub mod batch;
+pub mod env;
+pub mod logline;
+pub mod metrics;
+pub mod queue;
+pub mod ring;
+pub mod shutdown;
+mod signal;
+pub mod tls;

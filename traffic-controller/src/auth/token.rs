@@ -1,0 +1,154 @@
+//! Where a request's token comes from and how it is normalised (reference §13.1).
+//!
+//! Accepted spellings on every endpoint: `bearer X`, `Bearer X` (any case of the
+//! scheme, one or more spaces) and the bare `X`. The bare token is what UAA's
+//! `check_token` receives.
+
+use http::HeaderMap;
+use http::header::{AUTHORIZATION, COOKIE};
+
+/// The name of the cookie browsers carry the token in (set through `/set-cookie`).
+pub(crate) const COOKIE_NAME: &str = "authorization";
+
+/// The raw credential of a traffic-controller request: the `Authorization`
+/// header, or if that is empty the URL-unescaped `authorization` cookie.
+pub(crate) fn from_request(headers: &HeaderMap) -> Option<String> {
+    if let Some(v) = header_value(headers) {
+        return Some(v.to_owned());
+    }
+    from_cookie(headers)
+}
+
+/// The raw `Authorization` header, if present and non-empty (RLP gateway rule:
+/// the header only).
+pub(crate) fn header_value(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(AUTHORIZATION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .find(|v| !v.is_empty())
+}
+
+fn from_cookie(headers: &HeaderMap) -> Option<String> {
+    for value in headers.get_all(COOKIE) {
+        let Ok(value) = value.to_str() else { continue };
+        for pair in value.split(';') {
+            let pair = pair.trim();
+            let Some((name, val)) = pair.split_once('=') else {
+                continue;
+            };
+            if name.trim() != COOKIE_NAME {
+                continue;
+            }
+            let val = val.trim().trim_matches('"');
+            let unescaped = query_unescape(val)?;
+            if !unescaped.trim().is_empty() {
+                return Some(unescaped);
+            }
+        }
+    }
+    None
+}
+
+/// Go's `url.QueryUnescape`: `%XX` escapes and `+` as a space; `None` on a bad
+/// escape or invalid UTF-8.
+pub(crate) fn query_unescape(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hi = hex_val(*bytes.get(i + 1)?)?;
+                let lo = hex_val(*bytes.get(i + 2)?)?;
+                out.push(hi << 4 | lo);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Strips an optional `bearer` scheme (any case, followed by one or more
+/// spaces) and returns the bare token; `None` when nothing is left.
+pub(crate) fn bare(raw: &str) -> Option<&str> {
+    let s = raw.trim();
+    if s.is_empty() {
+        return None;
+    }
+    const SCHEME: &str = "bearer";
+    if let Some(head) = s.get(..SCHEME.len())
+        && head.eq_ignore_ascii_case(SCHEME)
+    {
+        let rest = &s[SCHEME.len()..];
+        if rest.is_empty() {
+            return None;
+        }
+        if rest.starts_with([' ', '\t']) {
+            let token = rest.trim_start_matches([' ', '\t']);
+            return (!token.is_empty()).then_some(token);
+        }
+    }
+    Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn accepts_every_spelling() {
+        assert_eq!(bare("bearer abc"), Some("abc"));
+        assert_eq!(bare("Bearer abc"), Some("abc"));
+        assert_eq!(bare("BEARER   abc"), Some("abc"));
+        assert_eq!(bare("abc"), Some("abc"));
+        assert_eq!(bare("  abc  "), Some("abc"));
+        assert_eq!(bare("bearerabc"), Some("bearerabc"));
+        assert_eq!(bare("bearer"), None);
+        assert_eq!(bare("bearer   "), None);
+        assert_eq!(bare(""), None);
+        assert_eq!(bare("é"), Some("é"));
+    }
+
+    #[test]
+    fn header_wins_over_cookie_and_cookie_is_unescaped() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            COOKIE,
+            HeaderValue::from_static("a=b; authorization=bearer%20tok+x"),
+        );
+        assert_eq!(from_request(&h).as_deref(), Some("bearer tok x"));
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer hdr"));
+        assert_eq!(from_request(&h).as_deref(), Some("Bearer hdr"));
+        h.insert(AUTHORIZATION, HeaderValue::from_static(""));
+        assert_eq!(from_request(&h).as_deref(), Some("bearer tok x"));
+    }
+
+    #[test]
+    fn bad_cookie_escape_is_no_token() {
+        let mut h = HeaderMap::new();
+        h.insert(COOKIE, HeaderValue::from_static("authorization=%zz"));
+        assert_eq!(from_request(&h), None);
+        assert_eq!(query_unescape("%4"), None);
+        assert_eq!(query_unescape("a%41"), Some("aA".to_owned()));
+    }
+}

@@ -1,0 +1,128 @@
+//! The traffic controller's metrics (reference §12.7), created from a
+//! passed-in registry. Prometheus names cannot contain `.`, so upstream's
+//! `doppler_proxy.x` names are exposed as `doppler_proxy_x`.
+//!
+//! | Prometheus name | Upstream name | Kind |
+//! |---|---|---|
+//! | `doppler_proxy_firehoses` | `doppler_proxy.firehoses` | gauge (live, not sampled every 15 s) |
+//! | `doppler_proxy_app_streams` | `doppler_proxy.app_streams` | gauge |
+//! | `egress{endpoint="firehose"\|"stream"\|"v2_read"}` | `egress{endpoint=...}` | counter (`v2_read` is ours) |
+//! | `doppler_proxy_slow_consumer` | `doppler_proxy.slow_consumer` | counter |
+//! | `ingress{protocol="grpc"}` | same | counter |
+//! | `dropped{direction="egress",endpoint=...}` | ours | counter: envelopes lost in per-consumer rings |
+//! | `doppler_proxy_rate_control_warnings` | ours | counter: warning rounds injected into streams |
+//! | `doppler_proxy_v2_read_streams` | ours | gauge: open `/v2/read` streams |
+//! | `doppler_proxy_doppler_streams` | ours | gauge: open upstream doppler streams |
+//! | `doppler_proxy_rejected_connections` | ours | counter: consumers refused at the connection limit |
+
+use plumbing::metrics::{Counter, Gauge, Registry};
+
+use crate::upstream::fanin::UpstreamStats;
+
+/// Handles to every metric of one traffic controller.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    /// Open firehose WebSockets.
+    pub firehoses: Gauge,
+    /// Open app-stream WebSockets.
+    pub app_streams: Gauge,
+    /// Open `/v2/read` streams.
+    pub v2_read_streams: Gauge,
+    /// Envelopes written to firehose consumers.
+    pub egress_firehose: Counter,
+    /// Envelopes written to app-stream consumers.
+    pub egress_stream: Counter,
+    /// Envelopes written to `/v2/read` consumers.
+    pub egress_v2_read: Counter,
+    /// Envelopes lost in firehose rings.
+    pub dropped_firehose: Counter,
+    /// Envelopes lost in app-stream rings.
+    pub dropped_stream: Counter,
+    /// Envelopes lost in `/v2/read` rings.
+    pub dropped_v2_read: Counter,
+    /// Consumers disconnected as slow.
+    pub slow_consumer: Counter,
+    /// Warning rounds injected.
+    pub rate_control_warnings: Counter,
+    /// Envelopes received from dopplers.
+    pub ingress: Counter,
+    /// Upstream doppler streams open.
+    pub doppler_streams: Gauge,
+    /// Consumers refused at the connection limit.
+    pub rejected: Counter,
+}
+
+impl Metrics {
+    /// Registers every metric in `registry`.
+    pub fn new(registry: &Registry) -> Self {
+        let egress = |endpoint| {
+            registry.counter(
+                "egress",
+                "Envelopes written to consumers",
+                &[("endpoint", endpoint)],
+            )
+        };
+        let dropped = |endpoint| {
+            registry.counter(
+                "dropped",
+                "Envelopes lost in per-consumer drop-oldest rings",
+                &[("direction", "egress"), ("endpoint", endpoint)],
+            )
+        };
+        Self {
+            firehoses: registry.gauge(
+                "doppler_proxy_firehoses",
+                "Open firehose WebSocket connections",
+                &[],
+            ),
+            app_streams: registry.gauge(
+                "doppler_proxy_app_streams",
+                "Open app stream WebSocket connections",
+                &[],
+            ),
+            v2_read_streams: registry.gauge(
+                "doppler_proxy_v2_read_streams",
+                "Open /v2/read SSE streams",
+                &[],
+            ),
+            egress_firehose: egress("firehose"),
+            egress_stream: egress("stream"),
+            egress_v2_read: egress("v2_read"),
+            dropped_firehose: dropped("firehose"),
+            dropped_stream: dropped("stream"),
+            dropped_v2_read: dropped("v2_read"),
+            slow_consumer: registry.counter(
+                "doppler_proxy_slow_consumer",
+                "Consumers disconnected because they made no progress",
+                &[],
+            ),
+            rate_control_warnings: registry.counter(
+                "doppler_proxy_rate_control_warnings",
+                "Rate-control warnings injected after ring overflows",
+                &[],
+            ),
+            ingress: registry.counter(
+                "ingress",
+                "Envelopes received from dopplers",
+                &[("protocol", "grpc")],
+            ),
+            doppler_streams: registry.gauge(
+                "doppler_proxy_doppler_streams",
+                "Open upstream doppler streams",
+                &[],
+            ),
+            rejected: registry.counter(
+                "doppler_proxy_rejected_connections",
+                "Consumers refused at the connection limit",
+                &[],
+            ),
+        }
+    }
+
+    pub(crate) fn upstream(&self) -> UpstreamStats {
+        UpstreamStats {
+            ingress: self.ingress.clone(),
+            streams: self.doppler_streams.clone(),
+        }
+    }
+}

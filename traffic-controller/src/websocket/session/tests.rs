@@ -1,0 +1,241 @@
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use futures::channel::mpsc;
+
+use super::*;
+use crate::websocket::warning::Admits;
+
+/// A WebSocket stand-in: frames written go to `out`, frames read come from `inp`.
+struct ChannelWs {
+    out: mpsc::Sender<Message>,
+    inp: mpsc::UnboundedReceiver<Result<Message, WsError>>,
+}
+
+impl Sink<Message> for ChannelWs {
+    type Error = WsError;
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        Pin::new(&mut self.out)
+            .poll_ready(cx)
+            .map_err(|_| WsError::ConnectionClosed)
+    }
+    fn start_send(mut self: Pin<&mut Self>, item: Message) -> Result<(), WsError> {
+        Pin::new(&mut self.out)
+            .start_send(item)
+            .map_err(|_| WsError::ConnectionClosed)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        Pin::new(&mut self.out)
+            .poll_flush(cx)
+            .map_err(|_| WsError::ConnectionClosed)
+    }
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        Pin::new(&mut self.out)
+            .poll_close(cx)
+            .map_err(|_| WsError::ConnectionClosed)
+    }
+}
+
+impl Stream for ChannelWs {
+    type Item = Result<Message, WsError>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.inp).poll_next(cx)
+    }
+}
+
+#[derive(Default)]
+struct Stats {
+    egress: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl SessionStats for Stats {
+    fn egress(&self, n: u64) {
+        self.egress.fetch_add(n, Ordering::Relaxed);
+    }
+    fn dropped(&self, n: u64) {
+        self.dropped.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+struct Harness {
+    from_server: mpsc::Receiver<Message>,
+    to_server: mpsc::UnboundedSender<Result<Message, WsError>>,
+    ring: std::sync::Arc<Ring<Bytes>>,
+    cancel: CancellationToken,
+    stats: std::sync::Arc<Stats>,
+    task: tokio::task::JoinHandle<(End, u64)>,
+}
+
+fn config() -> SessionConfig {
+    SessionConfig {
+        keepalive: Duration::from_secs(30),
+        slow_consumer_timeout: Duration::from_secs(5),
+        max_batch: 64,
+    }
+}
+
+fn start(out_capacity: usize, ring_capacity: usize, admits: Admits) -> Harness {
+    let (out_tx, from_server) = mpsc::channel(out_capacity);
+    let (to_server, inp) = mpsc::unbounded();
+    let ring = std::sync::Arc::new(Ring::new(ring_capacity));
+    let cancel = CancellationToken::new();
+    let stats = std::sync::Arc::new(Stats::default());
+    let task = {
+        let (ring, cancel, stats) = (ring.clone(), cancel.clone(), stats.clone());
+        tokio::spawn(async move {
+            let ws = ChannelWs { out: out_tx, inp };
+            let mut warning = Warning::new(admits, "1.2.3.4:5".into());
+            let end = run(ws, &ring, &mut warning, config(), &cancel, &*stats).await;
+            (end, warning.total())
+        })
+    };
+    Harness {
+        from_server,
+        to_server,
+        ring,
+        cancel,
+        stats,
+        task,
+    }
+}
+
+async fn next(h: &mut Harness) -> Message {
+    h.from_server.next().await.expect("server frame")
+}
+
+fn close_code(m: &Message) -> Option<(u16, String)> {
+    match m {
+        Message::Close(Some(f)) => Some((u16::from(f.code), f.reason.to_string())),
+        _ => None,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn pings_at_once_and_envelopes_are_binary_frames_in_order() {
+    let mut h = start(1024, 100, Admits::Everything);
+    assert!(matches!(next(&mut h).await, Message::Ping(_)));
+    for i in 0..5u8 {
+        h.ring.push(Bytes::from(vec![i]));
+    }
+    for i in 0..5u8 {
+        assert_eq!(next(&mut h).await, Message::Binary(Bytes::from(vec![i])));
+    }
+    h.to_server
+        .unbounded_send(Ok(Message::text("ignored")))
+        .expect("send");
+    h.ring.push(Bytes::from_static(b"x"));
+    assert_eq!(
+        next(&mut h).await,
+        Message::Binary(Bytes::from_static(b"x"))
+    );
+    h.cancel.cancel();
+    assert_eq!(close_code(&next(&mut h).await), Some((1000, String::new())));
+    assert_eq!(h.task.await.expect("join").0, End::Finished);
+    assert_eq!(h.stats.egress.load(Ordering::Relaxed), 6);
+}
+
+#[tokio::test(start_paused = true)]
+async fn missing_pong_closes_with_1008_after_30s() {
+    let mut h = start(16, 10, Admits::Everything);
+    assert!(matches!(next(&mut h).await, Message::Ping(_)));
+    let t0 = Instant::now();
+    let m = next(&mut h).await;
+    assert_eq!(close_code(&m), Some((1008, KEEPALIVE_REASON.to_owned())));
+    assert_eq!(Instant::now() - t0, Duration::from_secs(30));
+    assert_eq!(h.task.await.expect("join").0, End::KeepaliveExpired);
+}
+
+#[tokio::test(start_paused = true)]
+async fn pong_schedules_next_ping_15s_later() {
+    let mut h = start(16, 10, Admits::Everything);
+    assert!(matches!(next(&mut h).await, Message::Ping(_)));
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    h.to_server
+        .unbounded_send(Ok(Message::Pong(Bytes::new())))
+        .expect("send");
+    tokio::task::yield_now().await;
+    let t0 = Instant::now();
+    assert!(matches!(next(&mut h).await, Message::Ping(_)));
+    let waited = Instant::now() - t0;
+    assert!(
+        waited >= Duration::from_secs(14) && waited <= Duration::from_secs(15),
+        "{waited:?}"
+    );
+    // Answer again: no 1008 even after 60 s in total.
+    h.to_server
+        .unbounded_send(Ok(Message::Pong(Bytes::new())))
+        .expect("send");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    h.ring.push(Bytes::from_static(b"still here"));
+    assert_eq!(
+        next(&mut h).await,
+        Message::Binary(Bytes::from_static(b"still here"))
+    );
+    h.to_server
+        .unbounded_send(Ok(Message::Close(None)))
+        .expect("send");
+    assert_eq!(close_code(&next(&mut h).await), Some((1000, String::new())));
+    assert_eq!(h.task.await.expect("join").0, End::ClientLeft);
+}
+
+#[tokio::test(start_paused = true)]
+async fn overflow_injects_warning_ahead_of_next_envelopes() {
+    let mut h = start(1024, 4, Admits::Everything);
+    assert!(matches!(next(&mut h).await, Message::Ping(_)));
+    // Fill the ring past capacity before the writer runs: 10 into 4 slots.
+    for i in 0..10u8 {
+        h.ring.push(Bytes::from(vec![i]));
+    }
+    let mut frames = Vec::new();
+    while frames.len() < 6 {
+        match next(&mut h).await {
+            Message::Binary(b) => frames.push(b),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    use envelope_proto::events::Envelope;
+    use prost::Message as _;
+    let log = Envelope::decode(frames[0].as_ref()).expect("warning log");
+    let text = log.log_message.and_then(|l| l.message).expect("text");
+    assert_eq!(
+        &text[..],
+        b"Log message output is too high. 6 messages dropped (Total 6 messages dropped) from loggregator.trafficcontroller to 1.2.3.4:5."
+    );
+    let counter = Envelope::decode(frames[1].as_ref()).expect("warning counter");
+    assert_eq!(counter.counter_event.and_then(|c| c.delta), Some(6));
+    let rest: Vec<u8> = frames[2..].iter().map(|b| b[0]).collect();
+    assert_eq!(rest, vec![6, 7, 8, 9]);
+    assert_eq!(h.stats.dropped.load(Ordering::Relaxed), 6);
+    h.cancel.cancel();
+    let _ = next(&mut h).await;
+    assert_eq!(h.task.await.expect("join"), (End::Finished, 6));
+}
+
+#[tokio::test(start_paused = true)]
+async fn stalled_client_is_a_slow_consumer_after_timeout() {
+    // Output channel that nobody drains after the ping: the writer blocks.
+    let mut h = start(1, 100, Admits::Everything);
+    assert!(matches!(next(&mut h).await, Message::Ping(_)));
+    let t0 = Instant::now();
+    for i in 0..20u8 {
+        h.ring.push(Bytes::from(vec![i]));
+    }
+    let (end, _) = h.task.await.expect("join");
+    assert_eq!(end, End::SlowConsumer);
+    let waited = Instant::now() - t0;
+    assert!(
+        waited >= Duration::from_secs(5) && waited < Duration::from_secs(6),
+        "{waited:?}"
+    );
+    drop(h.from_server);
+}
+
+#[tokio::test(start_paused = true)]
+async fn client_disconnect_ends_session() {
+    let mut h = start(16, 10, Admits::Everything);
+    assert!(matches!(next(&mut h).await, Message::Ping(_)));
+    drop(h.to_server);
+    assert_eq!(h.task.await.expect("join").0, End::ClientLeft);
+}
