@@ -47,10 +47,6 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Installs the tracing subscriber: the subcommand's `--log-level`, else the top-level one,
 /// else `info`.
 pub(crate) fn init_tracing(top_level: Option<&str>, common: &Common) -> anyhow::Result<()> {
-    let level = common
-        .log_level
-        .as_deref()
-        .or(top_level)
-        .unwrap_or("info");
+    let level = common.log_level.as_deref().or(top_level).unwrap_or("info");
     plumbing::logline::init_tracing(level).map_err(|e| anyhow::anyhow!("--log-level: {e}"))
 }

@@ -300,7 +300,7 @@ async fn malformed_datagrams_are_counted_and_skipped() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].source_id, "o");
     let n = invalid.len() as u64;
-    eventually(|| agent.counter("invalid", &[("metric_version", "1.0")]) == n, "invalid counted").await;
+    eventually(|| agent.counter("invalid_envelopes", &[("metric_version", "1.0")]) == n, "invalid counted").await;
     assert_eq!(agent.counter("ingress", &[("metric_version", "1.0")]), n + 1);
     agent.stop().await;
 }

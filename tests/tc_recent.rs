@@ -1,5 +1,6 @@
 //! Recent logs and container metrics: multipart/x-protobuf gathered from both
 //! dopplers through the historical RecentLogs / ContainerMetrics RPCs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/tc_cluster.rs"]
 mod tc_cluster;
@@ -15,9 +16,16 @@ const OTHER_APP: &str = "99999999-2222-3333-4444-555555555555";
 /// out, asserting the boundary format on the way.
 fn parse_multipart(r: &HttpReply) -> Vec<events::Envelope> {
     let ct = r.header("content-type");
-    let boundary = ct.strip_prefix("multipart/x-protobuf; boundary=").expect("content type");
+    let boundary = ct
+        .strip_prefix("multipart/x-protobuf; boundary=")
+        .expect("content type");
     assert_eq!(boundary.len(), 60, "{ct}");
-    assert!(boundary.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)), "{ct}");
+    assert!(
+        boundary
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "{ct}"
+    );
     let body = &r.body[..];
     let close = format!("--{boundary}--\r\n");
     assert!(body.ends_with(close.as_bytes()), "closing delimiter");
@@ -59,9 +67,19 @@ async fn recent_logs_from_every_doppler_with_limit() {
     let path = format!("/apps/{APP}/recentlogs");
     let mut got = Vec::new();
     for _ in 0..100 {
-        let r = c.http("GET", &path, &[("origin", "https://console.example.com")], "").await;
+        let r = c
+            .http(
+                "GET",
+                &path,
+                &[("origin", "https://console.example.com")],
+                "",
+            )
+            .await;
         assert_eq!(r.status, 200);
-        assert_eq!(r.header("access-control-allow-origin"), "https://console.example.com");
+        assert_eq!(
+            r.header("access-control-allow-origin"),
+            "https://console.example.com"
+        );
         got = parse_multipart(&r);
         if got.len() == 6 {
             break;
@@ -75,10 +93,22 @@ async fn recent_logs_from_every_doppler_with_limit() {
     let texts: Vec<String> = parse_multipart(&r).iter().filter_map(log_text).collect();
     assert_eq!(texts, sent[4..].to_vec(), "limit keeps the newest");
 
-    let r = c.http("GET", &format!("/apps/{OTHER_APP}/recentlogs?limit=0"), &[], "").await;
+    let r = c
+        .http(
+            "GET",
+            &format!("/apps/{OTHER_APP}/recentlogs?limit=0"),
+            &[],
+            "",
+        )
+        .await;
     assert_eq!(r.status, 200);
     assert!(parse_multipart(&r).is_empty());
-    let boundary = r.header("content-type").split("boundary=").nth(1).unwrap_or_default().to_owned();
+    let boundary = r
+        .header("content-type")
+        .split("boundary=")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
     assert_eq!(r.body, Bytes::from(format!("\r\n--{boundary}--\r\n")));
 
     let r = c.http("GET", "/apps/not-a-guid/recentlogs", &[], "").await;
@@ -90,14 +120,28 @@ async fn container_metrics_newest_per_instance_across_dopplers() {
     let c = Cluster::start(|_| {}).await;
     c.push(0, &[container_env(APP, 0, 1.0)]).await;
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    c.push(1, &[container_env(APP, 0, 2.0), container_env(APP, 1, 3.0), container_env(OTHER_APP, 0, 9.0)]).await;
+    c.push(
+        1,
+        &[
+            container_env(APP, 0, 2.0),
+            container_env(APP, 1, 3.0),
+            container_env(OTHER_APP, 0, 9.0),
+        ],
+    )
+    .await;
     let path = format!("/apps/{APP}/containermetrics");
     let mut got = Vec::new();
     for _ in 0..100 {
         let r = c.http("GET", &path, &[], "").await;
         assert_eq!(r.status, 200);
         got = parse_multipart(&r);
-        if got.len() == 2 && got[0].container_metric.as_ref().and_then(|m| m.cpu_percentage) == Some(2.0) {
+        if got.len() == 2
+            && got[0]
+                .container_metric
+                .as_ref()
+                .and_then(|m| m.cpu_percentage)
+                == Some(2.0)
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -107,7 +151,10 @@ async fn container_metrics_newest_per_instance_across_dopplers() {
         .map(|e| {
             let m = e.container_metric.as_ref().expect("container metric");
             assert_eq!(m.application_id.as_deref(), Some(APP));
-            (m.instance_index.unwrap_or(-1), m.cpu_percentage.unwrap_or(-1.0))
+            (
+                m.instance_index.unwrap_or(-1),
+                m.cpu_percentage.unwrap_or(-1.0),
+            )
         })
         .collect();
     assert_eq!(metrics, vec![(0, 2.0), (1, 3.0)]);
@@ -132,11 +179,19 @@ async fn set_cookie() {
         r.header("set-cookie"),
         "authorization=\"bearer abc\"; Domain=doppler.sys.example.com; HttpOnly; Secure; SameSite=Lax"
     );
-    assert_eq!(r.header("access-control-allow-origin"), "https://console.sys.example.com");
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        "https://console.sys.example.com"
+    );
     assert_eq!(r.header("access-control-allow-credentials"), "true");
     assert_eq!(r.header("access-control-allow-headers"), "Content-Type");
     let r = c
-        .http("POST", "/set-cookie", &[("content-type", "application/x-www-form-urlencoded")], "CookieName=a")
+        .http(
+            "POST",
+            "/set-cookie",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            "CookieName=a",
+        )
         .await;
     assert_eq!(r.status, 400);
 }

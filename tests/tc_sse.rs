@@ -1,5 +1,6 @@
 //! `/v2/read` (RLP gateway SSE) end to end: data events with the gateway's
 //! protojson, heartbeats, the closing event, and the JSON errors.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/tc_cluster.rs"]
 mod tc_cluster;
@@ -25,9 +26,10 @@ struct Sse {
 
 async fn open(addr: SocketAddr, path: &str, auth: Option<&str>) -> Sse {
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-        .await
-        .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
     tokio::spawn(conn);
     let mut req = http::Request::builder()
         .uri(path)
@@ -59,7 +61,10 @@ impl Sse {
                 let ev = self.buf.split_to(pos + 2);
                 return Some(String::from_utf8(ev.to_vec()).unwrap());
             }
-            let frame = tokio::time::timeout_at(deadline, self.body.frame()).await.ok()??.ok()?;
+            let frame = tokio::time::timeout_at(deadline, self.body.frame())
+                .await
+                .ok()??
+                .ok()?;
             if let Ok(data) = frame.into_data() {
                 self.buf.extend_from_slice(&data);
             }
@@ -78,9 +83,20 @@ async fn data_events_carry_gateway_json_of_converted_envelopes() {
     c.wait_subscriptions(1).await;
 
     let env = log_env(APP, "over sse");
-    c.push(1, &[env.clone(), log_env("other-app", "not selected"), counter_env("c", 1)]).await;
+    c.push(
+        1,
+        &[
+            env.clone(),
+            log_env("other-app", "not selected"),
+            counter_env("c", 1),
+        ],
+    )
+    .await;
     let ev = sse.event(Duration::from_secs(5)).await.expect("data event");
-    let json = ev.strip_prefix("data: ").and_then(|s| s.strip_suffix("\n\n")).expect("data framing");
+    let json = ev
+        .strip_prefix("data: ")
+        .and_then(|s| s.strip_suffix("\n\n"))
+        .expect("data framing");
     // What the gateway would write for the doppler's v2 form of our envelope.
     let v2 = envelope_proto::convert::to_v2(&env, true);
     let want = envelope_proto::json::batch_to_json(&EnvelopeBatch { batch: vec![v2] });
@@ -104,9 +120,15 @@ async fn heartbeat_when_idle_then_closing_at_stream_timeout() {
         events.push(ev);
     }
     let last = events.pop().expect("closing event");
-    assert_eq!(last, "event: closing\ndata: closing due to stream timeout\n\n");
+    assert_eq!(
+        last,
+        "event: closing\ndata: closing due to stream timeout\n\n"
+    );
     assert!(events.len() >= 2, "{events:?}");
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     for ev in events {
         let secs: u64 = ev
             .strip_prefix("event: heartbeat\ndata: ")
@@ -129,11 +151,23 @@ async fn errors_are_the_gateways_json() {
         assert_eq!(r.header("x-content-type-options"), "nosniff");
     };
     let r = http_request(c.tc_gateway, "GET", "/v2/read", &[], "").await;
-    check(&r, 400, r#"{"message":"query cannot be empty","error":"empty_query"}"#);
+    check(
+        &r,
+        400,
+        r#"{"message":"query cannot be empty","error":"empty_query"}"#,
+    );
     let r = http_request(c.tc_gateway, "GET", "/v2/read?source_id=x", &[], "").await;
-    check(&r, 400, r#"{"message":"query must provide at least one envelope type","error":"missing_envelope_type"}"#);
+    check(
+        &r,
+        400,
+        r#"{"message":"query must provide at least one envelope type","error":"missing_envelope_type"}"#,
+    );
     let r = http_request(c.tc_gateway, "POST", "/v2/read?log", &[], "").await;
-    check(&r, 405, r#"{"message":"method not allowed","error":"method_not_allowed"}"#);
+    check(
+        &r,
+        405,
+        r#"{"message":"method not allowed","error":"method_not_allowed"}"#,
+    );
     let r = http_request(c.tc_gateway, "GET", "/firehose/x", &[], "").await;
     assert_eq!(r.status, 404, "the gateway listener serves only /v2/read");
 }

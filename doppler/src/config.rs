@@ -354,6 +354,7 @@ fn default_admin_addr() -> SocketAddr {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

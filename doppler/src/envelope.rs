@@ -233,6 +233,7 @@ fn tag_maps_present(buf: &[u8]) -> (bool, bool) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::collections::BTreeMap;

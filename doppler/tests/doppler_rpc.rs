@@ -251,3 +251,134 @@ async fn v1_subscribe_sends_one_envelope_per_response() {
     }
     d.stop().await;
 }
+
+#[tokio::test]
+async fn recent_logs_cache_evicts_least_recently_used_app() {
+    let d = start_with(|c| c.cache.max_apps = 2).await;
+    for app in ["app-1", "app-2", "app-3"] {
+        d.send(vec![vec![log(app, app)]]).await;
+        // let the router cache it before the next app arrives
+        poll_until(
+            || {
+                let mut c = d.v1();
+                async move {
+                    c.recent_logs(RecentLogsRequest { app_id: app.into() })
+                        .await
+                        .unwrap()
+                        .into_inner()
+                        .payload
+                        .len()
+                }
+            },
+            |n| *n == 1,
+        )
+        .await;
+    }
+    let count = |app: &'static str| {
+        let mut c = d.v1();
+        async move {
+            c.recent_logs(RecentLogsRequest { app_id: app.into() })
+                .await
+                .unwrap()
+                .into_inner()
+                .payload
+                .len()
+        }
+    };
+    assert_eq!(count("app-1").await, 0, "least recently used app evicted");
+    assert_eq!(count("app-2").await, 1);
+    assert_eq!(count("app-3").await, 1);
+    assert_eq!(d.counter("recent_logs_apps_evicted", &[]), 1);
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn own_metrics_are_sent_to_the_agent() {
+    use envelope_proto::loggregator_v2::ingress_server::{Ingress, IngressServer};
+    use envelope_proto::loggregator_v2::{BatchSenderResponse, IngressResponse, SendResponse};
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct FakeAgent(Arc<Mutex<Vec<envelope_proto::loggregator_v2::Envelope>>>);
+    #[tonic::async_trait]
+    impl Ingress for FakeAgent {
+        async fn sender(
+            &self,
+            _r: tonic::Request<tonic::Streaming<envelope_proto::loggregator_v2::Envelope>>,
+        ) -> Result<tonic::Response<IngressResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented(""))
+        }
+        async fn batch_sender(
+            &self,
+            _r: tonic::Request<tonic::Streaming<EnvelopeBatch>>,
+        ) -> Result<tonic::Response<BatchSenderResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented(""))
+        }
+        async fn send(
+            &self,
+            r: tonic::Request<EnvelopeBatch>,
+        ) -> Result<tonic::Response<SendResponse>, tonic::Status> {
+            self.0.lock().unwrap().extend(r.into_inner().batch);
+            Ok(tonic::Response::new(SendResponse {}))
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let pki = plumbing::tls::dev::DevPki::generate(dir.path()).unwrap();
+    let agent = FakeAgent::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let agent_addr = listener.local_addr().unwrap();
+    let server_tls = plumbing::tls::server_config(&pki.files("metron")).unwrap();
+    let a = agent.clone();
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(IngressServer::new(a))
+            .serve_with_incoming(plumbing::tls::grpc::serve_incoming(listener, Some(server_tls)))
+            .await
+    });
+    let files = pki.files("doppler");
+    let d = start_with(|c| {
+        // doppler's own identity from the same CA as the fake agent
+        c.tls = Some(doppler::config::TlsPaths {
+            ca: files.ca.clone().unwrap(),
+            cert: files.cert.clone(),
+            key: files.key.clone(),
+        });
+        c.agent_metrics = Some(doppler::config::AgentMetrics {
+            addr: agent_addr.to_string(),
+            interval: std::time::Duration::from_millis(50),
+            source_id: "doppler".into(),
+        });
+    })
+    .await;
+    eventually(
+        || {
+            agent.0.lock().unwrap().iter().any(|e| {
+                matches!(&e.message,
+                    Some(envelope_proto::loggregator_v2::envelope::Message::Counter(c)) if c.name == "dropped")
+            })
+        },
+        "own metrics at the agent",
+    )
+    .await;
+    let got = agent.0.lock().unwrap().clone();
+    let names: std::collections::BTreeSet<String> = got
+        .iter()
+        .filter_map(|e| match &e.message {
+            Some(envelope_proto::loggregator_v2::envelope::Message::Counter(c)) => Some(c.name.clone()),
+            Some(envelope_proto::loggregator_v2::envelope::Message::Gauge(g)) => {
+                g.metrics.keys().next().cloned()
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        names.into_iter().collect::<Vec<_>>(),
+        vec!["dropped", "egress", "ingress", "subscriptions"]
+    );
+    let e = &got[0];
+    assert_eq!(e.source_id, "doppler");
+    assert_eq!(e.tags.get("origin").map(String::as_str), Some("loggregator.doppler"));
+    assert_eq!(e.tags.get("metric_version").map(String::as_str), Some("2.0"));
+    d.stop().await;
+}

@@ -8,6 +8,8 @@
 //! share (`convert/go_num.rs`).
 
 mod go_num;
+#[cfg(test)]
+mod props;
 mod tags;
 mod to_v1;
 mod to_v2;

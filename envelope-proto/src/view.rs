@@ -100,6 +100,9 @@ pub struct EnvelopeView<'a> {
     source_id: &'a str,
     instance_id: &'a str,
     kind: Kind,
+    /// Offset of the first `tags` entry, where [`Self::tag`] starts
+    /// scanning (`buf.len()` when there is none).
+    tags_start: usize,
     /// Offset of the first oneof occurrence of the current member since the
     /// last switch: only occurrences from here on make up the message.
     run_start: usize,
@@ -125,6 +128,7 @@ impl<'a> EnvelopeView<'a> {
             source_id: "",
             instance_id: "",
             kind: Kind::None,
+            tags_start: buf.len(),
             run_start: 0,
             text1: "",
             text2: "",
@@ -142,7 +146,8 @@ impl<'a> EnvelopeView<'a> {
                 (8, LEN) => view.instance_id = utf8(r.bytes()?, "Envelope.instance_id")?,
                 (3, LEN) => check_deprecated_tag(r.bytes()?)?,
                 (9, LEN) => {
-                    string_entry(r.bytes()?, "Envelope.tags")?;
+                    check_string_entry(r.bytes()?)?;
+                    self_min(&mut view.tags_start, start);
                 }
                 (4, LEN) => {
                     let body = r.bytes()?;
@@ -404,13 +409,13 @@ impl<'a> EnvelopeView<'a> {
     /// key wins, as in the decoded map.
     pub fn tag(&self, key: &str) -> Option<&'a str> {
         let mut found = None;
-        let mut r = Reader::new(self.buf);
+        let mut r = Reader::at(self.buf, self.tags_start);
         while !r.is_empty() {
             let Ok((field, wt)) = r.tag() else { break };
             if (field, wt) == (9, LEN) {
                 let Ok(entry) = r.bytes() else { break };
-                if let Ok((k, v)) = string_entry(entry, "Envelope.tags")
-                    && k == key
+                if let Ok((k, v)) = raw_string_entry(entry)
+                    && k == key.as_bytes()
                 {
                     found = Some(v);
                 }
@@ -418,7 +423,8 @@ impl<'a> EnvelopeView<'a> {
                 break;
             }
         }
-        found
+        // Validated by `parse`; `None` only if the bytes were not.
+        found.and_then(|v| std::str::from_utf8(v).ok())
     }
 }
 
@@ -459,23 +465,53 @@ impl<'a> Iterator for GaugeNames<'a> {
 }
 
 #[inline]
+fn self_min(slot: &mut usize, offset: usize) {
+    *slot = (*slot).min(offset);
+}
+
+#[inline]
 fn utf8<'a>(b: &'a [u8], field: &'static str) -> Result<&'a str, ViewError> {
     std::str::from_utf8(b).map_err(|_| ViewError::InvalidUtf8 { field })
 }
 
-/// Reads a `map<string, string>` entry: (key, value), last occurrence wins,
-/// missing parts are `""`.
-fn string_entry<'a>(b: &'a [u8], map: &'static str) -> Result<(&'a str, &'a str), ViewError> {
-    let (mut key, mut value) = ("", "");
+/// Checks that `b` is valid UTF-8 without producing a `&str` (ASCII, the
+/// common case, is checked word-at-a-time first).
+#[inline]
+fn check_utf8(b: &[u8], field: &'static str) -> Result<(), ViewError> {
+    if b.is_ascii() || std::str::from_utf8(b).is_ok() {
+        Ok(())
+    } else {
+        Err(ViewError::InvalidUtf8 { field })
+    }
+}
+
+/// Reads a `map<string, string>` entry as raw (key, value) bytes: last
+/// occurrence wins, missing parts are empty.
+fn raw_string_entry(b: &[u8]) -> Result<(&[u8], &[u8]), ViewError> {
+    let (mut key, mut value): (&[u8], &[u8]) = (b"", b"");
     let mut r = Reader::new(b);
     while !r.is_empty() {
         match r.tag()? {
-            (1, LEN) => key = utf8(r.bytes()?, map)?,
-            (2, LEN) => value = utf8(r.bytes()?, map)?,
+            (1, LEN) => key = r.bytes()?,
+            (2, LEN) => value = r.bytes()?,
             (f, wt) => r.skip(f, wt)?,
         }
     }
     Ok((key, value))
+}
+
+/// Validates a `map<string, string>` entry of `tags`. Every occurrence of
+/// key and value is checked, as Go checks each while decoding.
+#[inline]
+fn check_string_entry(b: &[u8]) -> Result<(), ViewError> {
+    let mut r = Reader::new(b);
+    while !r.is_empty() {
+        match r.tag()? {
+            (1 | 2, LEN) => check_utf8(r.bytes()?, "Envelope.tags")?,
+            (f, wt) => r.skip(f, wt)?,
+        }
+    }
+    Ok(())
 }
 
 /// Validates a `map<string, Value>` entry of `deprecated_tags`.
@@ -484,14 +520,14 @@ fn check_deprecated_tag(b: &[u8]) -> Result<(), ViewError> {
     while !r.is_empty() {
         match r.tag()? {
             (1, LEN) => {
-                utf8(r.bytes()?, "Envelope.deprecated_tags")?;
+                check_utf8(r.bytes()?, "Envelope.deprecated_tags")?;
             }
             (2, LEN) => {
                 let mut v = Reader::new(r.bytes()?);
                 while !v.is_empty() {
                     match v.tag()? {
                         (1, LEN) => {
-                            utf8(v.bytes()?, "Value.text")?;
+                            check_utf8(v.bytes()?, "Value.text")?;
                         }
                         (2, VARINT) => {
                             v.varint()?;
@@ -515,14 +551,14 @@ fn check_gauge_entry(b: &[u8]) -> Result<(), ViewError> {
     while !r.is_empty() {
         match r.tag()? {
             (1, LEN) => {
-                utf8(r.bytes()?, "Gauge.metrics")?;
+                check_utf8(r.bytes()?, "Gauge.metrics")?;
             }
             (2, LEN) => {
                 let mut v = Reader::new(r.bytes()?);
                 while !v.is_empty() {
                     match v.tag()? {
                         (1, LEN) => {
-                            utf8(v.bytes()?, "GaugeValue.unit")?;
+                            check_utf8(v.bytes()?, "GaugeValue.unit")?;
                         }
                         (2, FIXED64) => {
                             v.fixed64()?;

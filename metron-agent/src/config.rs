@@ -173,7 +173,14 @@ impl RawConfig {
             missing.sort_unstable();
             return Err(ConfigError::Missing(missing.join(", ")));
         }
-        for d in dopplers.iter().chain(self.router_addr_with_az.iter().flatten()) {
+        // BOSH renders "no AZ address" as `:8082` (empty host): treat as unset.
+        let with_az: Vec<String> = self
+            .router_addr_with_az
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| !a.starts_with(':'))
+            .collect();
+        for d in dopplers.iter().chain(with_az.iter()) {
             check_host_port(d)?;
         }
         let addr = |field: &'static str, v: Option<String>, default: &str| -> Result<SocketAddr, ConfigError> {
@@ -247,7 +254,7 @@ impl RawConfig {
             },
             cipher_suites,
             dopplers,
-            dopplers_with_az: self.router_addr_with_az.unwrap_or_default(),
+            dopplers_with_az: with_az,
             identity,
             default_tags,
             logs_disabled: self.logs_disabled.unwrap_or(false),
@@ -546,6 +553,14 @@ mod tests {
         assert_eq!(c.batch_size.get(), 7);
         let err = RawConfig::from_toml("bogus = 1").expect_err("unknown key");
         assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn az_address_without_host_means_none() {
+        let c = load(&[("ROUTER_ADDR_WITH_AZ", ":8082")]).expect("valid");
+        assert!(c.dopplers_with_az.is_empty());
+        let c = load(&[("ROUTER_ADDR_WITH_AZ", "z1.doppler:8082")]).expect("valid");
+        assert_eq!(c.dopplers_with_az, vec!["z1.doppler:8082".to_owned()]);
     }
 
     #[test]

@@ -189,3 +189,53 @@ pub fn envelope_data(env: &[u8], out: &mut BytesMut) {
     out.extend_from_slice(&head);
     out.extend_from_slice(env);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::{Discovery, PoolConfig, PoolGauges, Protocol};
+    use plumbing::metrics::Registry;
+    use plumbing::shutdown::Shutdown;
+
+    #[tokio::test]
+    async fn ring_losses_and_a_dead_pool_are_counted() {
+        let registry = Registry::new();
+        let metrics = Metrics::new(&registry);
+        let shutdown = Shutdown::new();
+        let pool = Pool::start(
+            PoolConfig {
+                protocol: Protocol::V2BatchSender,
+                streams: 2,
+                discovery: Discovery::new(vec![], vec!["127.0.0.1:1".into()]),
+                tls: None,
+                recycle_after: 100,
+                resolve_interval: Duration::ZERO,
+            },
+            PoolGauges {
+                connections: Gauge::detached(),
+                streams: Gauge::detached(),
+            },
+            &shutdown,
+        );
+        let ring = Arc::new(Ring::new(10));
+        for i in 0..15u8 {
+            ring.push(Bytes::from(vec![0x12, 1, b'a' + i]));
+        }
+        ring.close();
+        run_v2(ring, pool, metrics.clone(), 4, Duration::from_secs(1)).await;
+        assert_eq!(metrics.dropped_ingress_v2.get(), 5, "15 pushed into 10 slots");
+        assert_eq!(metrics.dropped_egress_v2.get(), 10, "no doppler accepts");
+        assert_eq!(metrics.egress_v2.get(), 0);
+        assert_eq!(metrics.average_envelopes_v2.get(), 3);
+        shutdown.trigger();
+    }
+
+    #[test]
+    fn envelope_data_wraps_the_payload() {
+        use prost::Message as _;
+        let mut out = BytesMut::new();
+        envelope_data(&[7u8; 300], &mut out);
+        let d = envelope_proto::plumbing_v1::EnvelopeData::decode(out.as_ref()).expect("decodes");
+        assert_eq!(d.payload.as_ref(), &[7u8; 300][..]);
+    }
+}

@@ -23,9 +23,9 @@ pub struct Metrics {
     pub dropped_egress_v1: Counter,
     /// v2 envelopes no stream accepted.
     pub dropped_egress_v2: Counter,
-    /// Datagrams that failed to decode or validate (`invalid{metric_version="1.0"}`).
+    /// Datagrams that failed to decode or validate (`invalid_envelopes{metric_version="1.0"}`).
     pub invalid_v1: Counter,
-    /// v2 envelopes that failed to decode (`invalid{metric_version="2.0"}`).
+    /// v2 envelopes that failed to decode (`invalid_envelopes{metric_version="2.0"}`).
     pub invalid_v2: Counter,
     /// v2 logs dropped because logs are disabled.
     pub logs_disabled: Counter,
@@ -60,8 +60,8 @@ impl Metrics {
             dropped_ingress_v2: c("dropped", dropped, &[("direction", "ingress"), v2]),
             dropped_egress_v1: c("dropped", dropped, &[("direction", "egress"), v1]),
             dropped_egress_v2: c("dropped", dropped, &[("direction", "egress"), v2]),
-            invalid_v1: c("invalid", "Malformed or invalid envelopes discarded", &[v1]),
-            invalid_v2: c("invalid", "Malformed or invalid envelopes discarded", &[v2]),
+            invalid_v1: c("invalid_envelopes", "Malformed or invalid envelopes discarded", &[v1]),
+            invalid_v2: c("invalid_envelopes", "Malformed or invalid envelopes discarded", &[v2]),
             logs_disabled: c("logs_disabled_dropped", "v2 logs discarded because logs are disabled", &[v2]),
             origin_mappings: c("origin_mappings", "source_id taken from the origin tag", &[v2]),
             doppler_connections: g("doppler_connections", "Established doppler connections", &[]),

@@ -114,7 +114,17 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: Shutdown, regis
         .serve_with_incoming_shutdown(serve_incoming(listeners.grpc, Some(server_tls)), async move {
             signal.cancelled().await;
         });
-    let grpc_result = grpc.await;
+    // Graceful shutdown waits for open client streams; emitters may keep
+    // theirs open forever, so the server gets the grace period, no more.
+    let grace = config.shutdown_grace;
+    let stop = shutdown.clone();
+    let grpc_result = tokio::select! {
+        r = grpc => r,
+        () = async move {
+            stop.cancelled().await;
+            tokio::time::sleep(grace).await;
+        } => Ok(()),
+    };
     if grpc_result.is_err() {
         shutdown.trigger();
     }

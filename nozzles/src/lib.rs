@@ -30,11 +30,13 @@
 //! Depends on `envelope-proto` and `plumbing` only; never on doppler, agent or
 //! traffic controller. Tests that combine them live in the root package.
 
+pub mod datadog;
 pub mod drain;
 pub mod error;
 pub mod firehose;
 pub mod http;
 pub mod syslog;
+pub mod syslog_nozzle;
 pub mod tlsutil;
 
 pub use error::Error;

@@ -5,5 +5,5 @@
 pub mod framing;
 pub mod rfc5424;
 
-pub use framing::{frame_octet_counted, OctetCounted};
+pub use framing::{Framing, frame_octet_counted};
 pub use rfc5424::{Encoded, FormatError, Rfc5424Encoder};

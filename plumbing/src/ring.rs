@@ -278,4 +278,61 @@ mod tests {
             .expect("join");
         assert_eq!(got + dropped, total);
     }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Push(u32),
+        Pop,
+        Drain(usize),
+        TakeDropped,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            3 => any::<u32>().prop_map(Op::Push),
+            1 => Just(Op::Pop),
+            1 => (0usize..6).prop_map(Op::Drain),
+            1 => Just(Op::TakeDropped),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The ring behaves like a bounded deque that discards its front when full.
+        #[test]
+        fn matches_drop_oldest_model(cap in 1usize..8, ops in proptest::collection::vec(op(), 0..200)) {
+            let ring = Ring::new(cap);
+            let mut model = std::collections::VecDeque::new();
+            let mut model_dropped = 0u64;
+            let mut model_total = 0u64;
+            for op in ops {
+                match op {
+                    Op::Push(v) => {
+                        let lost = model.len() == cap;
+                        if lost {
+                            model.pop_front();
+                            model_dropped += 1;
+                            model_total += 1;
+                        }
+                        model.push_back(v);
+                        proptest::prop_assert_eq!(ring.push(v), lost);
+                    }
+                    Op::Pop => proptest::prop_assert_eq!(ring.pop(), model.pop_front()),
+                    Op::Drain(max) => {
+                        let mut out = Vec::new();
+                        let n = ring.drain_into(&mut out, max);
+                        let want: Vec<u32> = (0..max).map_while(|_| model.pop_front()).collect();
+                        proptest::prop_assert_eq!(n, want.len());
+                        proptest::prop_assert_eq!(out, want);
+                    }
+                    Op::TakeDropped => {
+                        proptest::prop_assert_eq!(ring.take_dropped(), model_dropped);
+                        model_dropped = 0;
+                    }
+                }
+                proptest::prop_assert_eq!(ring.len(), model.len());
+                proptest::prop_assert_eq!(ring.dropped_total(), model_total);
+            }
+        }
+    }
 }

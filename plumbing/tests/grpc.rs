@@ -162,7 +162,10 @@ async fn client_expecting_other_server_name_fails() {
     .await;
     let channel = grpc::channel(
         &server.addr.to_string(),
-        Some((pki.client_config("client").expect("client"), "reverselogproxy")),
+        Some((
+            pki.client_config("client").expect("client"),
+            "reverselogproxy",
+        )),
     )
     .expect("channel");
     let err = IngressClient::new(channel)

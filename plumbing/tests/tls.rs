@@ -87,7 +87,10 @@ async fn exchange(server: Arc<ServerConfig>, client: Arc<ClientConfig>, name: &s
     }
 }
 
-fn tls12_only_client(files: &TlsFiles, suites: Option<&[rustls::SupportedCipherSuite]>) -> Arc<ClientConfig> {
+fn tls12_only_client(
+    files: &TlsFiles,
+    suites: Option<&[rustls::SupportedCipherSuite]>,
+) -> Arc<ClientConfig> {
     let ca = files.ca.as_deref().expect("ca");
     let mut roots = rustls::RootCertStore::empty();
     for c in tls::load_certs(ca).expect("ca") {
@@ -109,7 +112,14 @@ fn tls12_only_client(files: &TlsFiles, suites: Option<&[rustls::SupportedCipherS
 async fn mtls_handshake_succeeds_with_dev_pki_files() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pki = DevPki::generate(dir.path()).expect("pki");
-    for name in ["ca.crt", "ca.key", "doppler.crt", "doppler.key", "metron.key", "localhost.crt"] {
+    for name in [
+        "ca.crt",
+        "ca.key",
+        "doppler.crt",
+        "doppler.key",
+        "metron.key",
+        "localhost.crt",
+    ] {
         assert!(dir.path().join(name).is_file(), "{name} written");
     }
     let server = server_config(&pki.files("doppler")).expect("server config");
@@ -188,7 +198,9 @@ async fn tls12_suite_outside_configured_list_is_refused() {
     // Server restricted to upstream's RSA suites; a TLS 1.2 client offering only a CBC-free
     // ECDSA suite cannot agree on anything.
     let options = TlsOptions {
-        tls12_suites: Some(parse_cipher_suites("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256").expect("s")),
+        tls12_suites: Some(
+            parse_cipher_suites("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256").expect("s"),
+        ),
         alpn: None,
     };
     let server = server_config_with(&rsa_files("doppler"), &options).expect("server");
@@ -204,7 +216,11 @@ async fn tls12_suite_outside_configured_list_is_refused() {
 #[tokio::test]
 async fn sec1_ec_key_is_accepted() {
     let d = rsa_dir();
-    let files = TlsFiles::new(d.join("ca.crt"), d.join("ec-doppler.crt"), d.join("ec-doppler.key"));
+    let files = TlsFiles::new(
+        d.join("ca.crt"),
+        d.join("ec-doppler.crt"),
+        d.join("ec-doppler.key"),
+    );
     let server = server_config(&files).expect("server with SEC1 key");
     let client = client_config(&rsa_files("metron")).expect("client");
     let out = exchange(server, client, "doppler").await;
@@ -217,7 +233,8 @@ async fn client_without_certificate_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pki = DevPki::generate(dir.path()).expect("pki");
     let server = server_config(&pki.files("doppler")).expect("server");
-    let client = client_config_without_cert(&pki.ca_path(), &TlsOptions::default()).expect("client");
+    let client =
+        client_config_without_cert(&pki.ca_path(), &TlsOptions::default()).expect("client");
     let out = exchange(server, client, "doppler").await;
     assert!(out.client.is_err(), "{out:?}");
     let err = out.server.expect_err("server must refuse");
@@ -245,7 +262,10 @@ async fn client_certificate_from_another_ca_is_refused() {
     let err = out.server.expect_err("server must refuse");
     // Both CAs are named `loggregator_ca`, so webpki finds the wrong issuer by name and
     // reports a bad signature.
-    assert!(err.contains("invalid peer certificate: BadSignature"), "{err}");
+    assert!(
+        err.contains("invalid peer certificate: BadSignature"),
+        "{err}"
+    );
     assert!(out.client.is_err());
 }
 
@@ -259,7 +279,10 @@ async fn server_from_another_ca_is_refused_by_client() {
     let err = out.client.expect_err("client must refuse");
     // Both CAs are named `loggregator_ca`, so webpki finds the wrong issuer by name and
     // reports a bad signature.
-    assert!(err.contains("invalid peer certificate: BadSignature"), "{err}");
+    assert!(
+        err.contains("invalid peer certificate: BadSignature"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -367,7 +390,10 @@ fn missing_files_are_named() {
     let err = server_config(&files).map(|_| ()).map_err(|e| e.to_string());
     assert_eq!(
         err,
-        Err(format!("reading certificate file {}: no such file", dir.path().join("nobody.crt").display()))
+        Err(format!(
+            "reading certificate file {}: no such file",
+            dir.path().join("nobody.crt").display()
+        ))
     );
 }
 
@@ -400,13 +426,22 @@ fn invalid_file_contents_are_named() {
 
     // Corrupt base64 inside a PEM block.
     let broken = dir.path().join("broken.crt");
-    std::fs::write(&broken, "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n")
-        .expect("write");
+    std::fs::write(
+        &broken,
+        "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+    )
+    .expect("write");
     let mut files = pki.files("doppler");
     files.cert = broken.clone();
     let err = server_config(&files).map(|_| ()).expect_err("invalid");
-    assert!(matches!(err, TlsError::InvalidPem { ref path, .. } if *path == broken), "{err}");
-    assert!(err.to_string().starts_with(&format!("invalid PEM in {}", broken.display())));
+    assert!(
+        matches!(err, TlsError::InvalidPem { ref path, .. } if *path == broken),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with(&format!("invalid PEM in {}", broken.display()))
+    );
 
     // Certificate and key that do not belong together.
     let mut files = pki.files("doppler");
@@ -431,7 +466,10 @@ fn client_config_requires_ca() {
 fn alpn_defaults() {
     let pki = DevPki::in_memory().expect("pki");
     let server = pki.server_config("doppler").expect("server");
-    assert_eq!(server.alpn_protocols, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+    assert_eq!(
+        server.alpn_protocols,
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    );
     let client = pki.client_config("metron").expect("client");
     assert!(client.alpn_protocols.is_empty());
 }

@@ -101,7 +101,12 @@ mod tests {
     // 2016-07-19T23:08:12.129876543Z
     const TS: i64 = 1_468_969_692_129_876_543;
 
-    fn line<'a>(source_type: &'a str, instance: &'a str, is_err: bool, payload: &'a str) -> LogLine<'a> {
+    fn line<'a>(
+        source_type: &'a str,
+        instance: &'a str,
+        is_err: bool,
+        payload: &'a str,
+    ) -> LogLine<'a> {
         LogLine {
             timestamp: TS,
             source_type,
@@ -157,7 +162,12 @@ mod tests {
     #[test]
     fn empty_instance_keeps_the_slash() {
         let mut out = String::new();
-        format_in(&mut out, &line("APP", "", true, "oops"), &chrono::Utc, false);
+        format_in(
+            &mut out,
+            &line("APP", "", true, "oops"),
+            &chrono::Utc,
+            false,
+        );
         assert_eq!(out, "   2016-07-19T23:08:12.12+0000 [APP/] ERR oops\n");
     }
 
@@ -182,7 +192,12 @@ mod tests {
     #[test]
     fn trailing_newline_gives_an_empty_line_like_the_cf_cli() {
         let mut out = String::new();
-        format_in(&mut out, &line("APP", "1", false, "last\n"), &chrono::Utc, false);
+        format_in(
+            &mut out,
+            &line("APP", "1", false, "last\n"),
+            &chrono::Utc,
+            false,
+        );
         assert_eq!(
             out,
             "   2016-07-19T23:08:12.12+0000 [APP/1] OUT last\n\
@@ -193,7 +208,12 @@ mod tests {
     #[test]
     fn err_is_red_when_colour_is_on_out_never() {
         let mut out = String::new();
-        format_in(&mut out, &line("APP", "0", true, "a\nb"), &chrono::Utc, true);
+        format_in(
+            &mut out,
+            &line("APP", "0", true, "a\nb"),
+            &chrono::Utc,
+            true,
+        );
         assert_eq!(
             out,
             "   \x1b[31m2016-07-19T23:08:12.12+0000 [APP/0] ERR a\x1b[0m\n\
@@ -233,6 +253,9 @@ mod tests {
             payload: b"ok \xff end",
         };
         format_in(&mut out, &l, &chrono::Utc, false);
-        assert_eq!(out, "   2016-07-19T23:08:12.12+0000 [APP/0] OUT ok \u{fffd} end\n");
+        assert_eq!(
+            out,
+            "   2016-07-19T23:08:12.12+0000 [APP/0] OUT ok \u{fffd} end\n"
+        );
     }
 }

@@ -66,7 +66,10 @@ pub(crate) async fn traffic_controller(
 }
 
 /// Runs the syslog drain forwarder.
-pub(crate) async fn syslog_drain(a: SyslogDrainArgs, top_level: Option<String>) -> anyhow::Result<()> {
+pub(crate) async fn syslog_drain(
+    a: SyslogDrainArgs,
+    top_level: Option<String>,
+) -> anyhow::Result<()> {
     super::init_tracing(top_level.as_deref(), &a.common)?;
     nozzles::drain::cli::main(a.args).await
 }

@@ -25,12 +25,13 @@ pub(crate) fn json_line(out: &mut String, env: &Envelope) {
 pub(crate) fn one_line(out: &mut String, env: &Envelope) {
     cflog::write_timestamp(out, env.timestamp.unwrap_or_default(), &chrono::Local);
     out.push(' ');
-    out.push_str(env.origin.as_deref().unwrap_or("-"));
+    match env.origin.as_deref() {
+        Some(origin) if !origin.is_empty() => out.push_str(origin),
+        _ => out.push('-'),
+    }
     out.push(' ');
     out.push_str(&envelope_proto::v1::event_type_name(env));
-    let kind = env
-        .event_type
-        .and_then(|t| EventType::try_from(t).ok());
+    let kind = env.event_type.and_then(|t| EventType::try_from(t).ok());
     match kind {
         Some(EventType::LogMessage) => {
             if let Some(m) = &env.log_message {
@@ -143,7 +144,9 @@ mod tests {
         let mut s = String::new();
         one_line(&mut s, env);
         // Drop the local-time timestamp; the formatter's own tests cover it.
-        s.split_once(' ').map(|(_, rest)| rest.to_owned()).unwrap_or_default()
+        s.split_once(' ')
+            .map(|(_, rest)| rest.to_owned())
+            .unwrap_or_default()
     }
 
     #[test]
@@ -157,7 +160,10 @@ mod tests {
             source_type: Some("APP/PROC/WEB".into()),
             source_instance: Some("0".into()),
         });
-        assert_eq!(render(&env), "demo LogMessage app=app [APP/PROC/WEB/0] ERR a\\nb");
+        assert_eq!(
+            render(&env),
+            "demo LogMessage app=app [APP/PROC/WEB/0] ERR a\\nb"
+        );
     }
 
     #[test]

@@ -32,6 +32,8 @@ use super::{Common, devdir, out};
 
 /// How long components get to finish after Ctrl-C before `dev` exits anyway.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long start-up waits for the agent's doppler streams before printing `ready` anyway.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `loggregator dev` options. Every address accepts port 0 (an ephemeral port, printed at
 /// start-up).
@@ -196,7 +198,11 @@ impl Bound {
             agent_admin: self.agent_admin.local_addr()?,
             dopplers,
             tc: self.tc.local_addr()?,
-            gateway: self.gateway.as_ref().map(TcpListener::local_addr).transpose()?,
+            gateway: self
+                .gateway
+                .as_ref()
+                .map(TcpListener::local_addr)
+                .transpose()?,
             tc_admin: self.tc_admin.local_addr()?,
         })
     }
@@ -235,7 +241,11 @@ pub(crate) async fn main(args: Args) -> anyhow::Result<()> {
     let mut components: JoinSet<(String, anyhow::Result<()>)> = JoinSet::new();
 
     // Dopplers.
-    let doppler_addrs: Vec<String> = endpoints.dopplers.iter().map(|(g, _)| g.to_string()).collect();
+    let doppler_addrs: Vec<String> = endpoints
+        .dopplers
+        .iter()
+        .map(|(g, _)| g.to_string())
+        .collect();
     for (i, ((grpc, admin), registry)) in bound
         .dopplers
         .into_iter()
@@ -259,7 +269,10 @@ pub(crate) async fn main(args: Args) -> anyhow::Result<()> {
         let registry = registry.clone();
         components.spawn(async move {
             let result = doppler::run_with_registry(config, listeners, stop, registry).await;
-            (format!("doppler {}", i + 1), result.map_err(anyhow::Error::from))
+            (
+                format!("doppler {}", i + 1),
+                result.map_err(anyhow::Error::from),
+            )
         });
     }
 
@@ -284,12 +297,15 @@ pub(crate) async fn main(args: Args) -> anyhow::Result<()> {
         let stop = component_shutdown(&shutdown);
         components.spawn(async move {
             let result = traffic_controller::run(config, listeners, stop).await;
-            ("traffic controller".to_owned(), result.map_err(anyhow::Error::from))
+            (
+                "traffic controller".to_owned(),
+                result.map_err(anyhow::Error::from),
+            )
         });
     }
 
     // Agent.
-    {
+    let agent_streams = {
         let files = pki.files("metron");
         let mut config = metron_agent::Config::for_tests(
             metron_agent::config::TlsPaths {
@@ -314,14 +330,17 @@ pub(crate) async fn main(args: Args) -> anyhow::Result<()> {
             grpc: bound.agent_grpc,
             admin: Some(bound.agent_admin),
         };
+        let streams = (config.v1_streams.get(), config.v2_streams.get());
         let stop = component_shutdown(&shutdown);
         let registry = agent_registry.clone();
         components.spawn(async move {
             let result = metron_agent::run_with_registry(config, listeners, stop, registry).await;
             ("agent".to_owned(), result.map_err(anyhow::Error::from))
         });
-    }
+        streams
+    };
 
+    wait_for_agent_streams(&agent_registry, agent_streams, &shutdown).await;
     if args.demo {
         let tls = pki
             .client_config("client")
@@ -369,6 +388,32 @@ pub(crate) async fn main(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits (up to [`READY_TIMEOUT`]) until the agent has every Pusher and BatchSender stream
+/// to the dopplers, so envelopes emitted right after `ready` are not dropped for want of a
+/// doppler connection.
+async fn wait_for_agent_streams(agent: &Registry, want: (usize, usize), shutdown: &Shutdown) {
+    let want = (
+        i64::try_from(want.0).unwrap_or(i64::MAX),
+        i64::try_from(want.1).unwrap_or(i64::MAX),
+    );
+    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+    loop {
+        let v1 = agent.gauge_value("doppler_v1_streams", &[]).unwrap_or(0);
+        let v2 = agent.gauge_value("doppler_v2_streams", &[]).unwrap_or(0);
+        if (v1 >= want.0 && v2 >= want.1) || shutdown.is_triggered() {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            out::notice(&format!(
+                "loggregator dev: the agent has {v1} of {} v1 and {v2} of {} v2 doppler streams so far; continuing",
+                want.0, want.1
+            ));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn ended_early(
     joined: Result<(String, anyhow::Result<()>), tokio::task::JoinError>,
 ) -> anyhow::Error {
@@ -407,22 +452,46 @@ fn banner(args: &Args, e: &Endpoints, dir: &Path) -> String {
     row(&mut s, "agent v1 UDP (dropsonde)", e.agent_udp.to_string());
     row(&mut s, "agent v2 gRPC (mTLS)", e.agent_grpc.to_string());
     for (i, (grpc, _)) in e.dopplers.iter().enumerate() {
-        row(&mut s, &format!("doppler {} gRPC (mTLS)", i + 1), grpc.to_string());
+        row(
+            &mut s,
+            &format!("doppler {} gRPC (mTLS)", i + 1),
+            grpc.to_string(),
+        );
     }
-    row(&mut s, "traffic controller (WebSocket)", format!("ws://{}", e.tc));
+    row(
+        &mut s,
+        "traffic controller (WebSocket)",
+        format!("ws://{}", e.tc),
+    );
     row(
         &mut s,
         "recent logs",
         format!("http://{}/apps/<app-guid>/recentlogs", e.tc),
     );
     if let Some(g) = e.gateway {
-        row(&mut s, "RLP gateway (SSE)", format!("http://{g}/v2/read?log"));
+        row(
+            &mut s,
+            "RLP gateway (SSE)",
+            format!("http://{g}/v2/read?log"),
+        );
     }
-    row(&mut s, "agent metrics", format!("http://{}/metrics", e.agent_admin));
+    row(
+        &mut s,
+        "agent metrics",
+        format!("http://{}/metrics", e.agent_admin),
+    );
     for (i, (_, admin)) in e.dopplers.iter().enumerate() {
-        row(&mut s, &format!("doppler {} metrics", i + 1), format!("http://{admin}/metrics"));
+        row(
+            &mut s,
+            &format!("doppler {} metrics", i + 1),
+            format!("http://{admin}/metrics"),
+        );
     }
-    row(&mut s, "traffic controller metrics", format!("http://{}/metrics", e.tc_admin));
+    row(
+        &mut s,
+        "traffic controller metrics",
+        format!("http://{}/metrics", e.tc_admin),
+    );
     row(
         &mut s,
         "certificates",
@@ -472,7 +541,12 @@ fn banner(args: &Args, e: &Endpoints, dir: &Path) -> String {
         s.push('\n');
         let _ = writeln!(s, "Demo apps:");
         for a in demo::APPS {
-            let _ = writeln!(s, "  {:<10} {}  ({} instances)", a.name, a.guid, a.instances);
+            let plural = if a.instances == 1 { "" } else { "s" };
+            let _ = writeln!(
+                s,
+                "  {:<10} {}  ({} instance{plural})",
+                a.name, a.guid, a.instances
+            );
         }
     }
     s.push('\n');

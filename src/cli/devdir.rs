@@ -14,10 +14,6 @@ use plumbing::tls::TlsFiles;
 /// Environment variable overriding the directory.
 pub(crate) const ENV: &str = "LOGGREGATOR_DEV_DIR";
 
-/// Help text fragment describing the default directory.
-pub(crate) const DEFAULT_HELP: &str =
-    "$XDG_RUNTIME_DIR/loggregator-dev, else /tmp/loggregator-dev-$UID";
-
 /// The default directory (ignoring [`ENV`], which clap reads).
 pub(crate) fn default_dir() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR") {
@@ -69,9 +65,8 @@ impl ClientTlsArgs {
             return Ok(None);
         }
         let dir = resolve(self.cert_dir.as_deref());
-        let pick = |given: &Option<PathBuf>, file: &str| {
-            given.clone().unwrap_or_else(|| dir.join(file))
-        };
+        let pick =
+            |given: &Option<PathBuf>, file: &str| given.clone().unwrap_or_else(|| dir.join(file));
         let files = TlsFiles::new(
             pick(&self.ca_file, "ca.crt"),
             pick(&self.cert_file, "client.crt"),

@@ -19,8 +19,8 @@ use plumbing::backoff::Backoff;
 use tokio::io::AsyncBufReadExt as _;
 use tokio::sync::mpsc;
 
-use super::devdir::ClientTlsArgs;
 use super::Common;
+use super::devdir::ClientTlsArgs;
 
 /// Lines buffered between the stdin reader and the sender; when full the reader waits
 /// (policy `Block`): stdin is a pipe, so the producing program is slowed, nothing is lost.

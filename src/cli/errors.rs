@@ -51,6 +51,34 @@ fn invalid_value_line(err: &clap::Error) -> Option<String> {
 /// Prints a runtime error as `error: <message>: <cause>: ...` and returns exit code 1.
 pub(crate) fn report(err: &anyhow::Error) -> ExitCode {
     let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "error: {err:#}");
+    let _ = writeln!(stderr, "error: {}", message(err));
     ExitCode::FAILURE
+}
+
+/// The error and its causes joined with `: `, leaving out a cause whose text the message
+/// already contains (components often put the cause into their context message).
+fn message(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_already_in_the_message_are_not_repeated() {
+        let inner = anyhow::anyhow!("unknown field `x`");
+        let err = inner.context("Unable to parse config: unknown field `x`");
+        assert_eq!(message(&err), "Unable to parse config: unknown field `x`");
+        let err = anyhow::anyhow!("connection refused").context("GET http://a/b");
+        assert_eq!(message(&err), "GET http://a/b: connection refused");
+    }
 }

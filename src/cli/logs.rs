@@ -188,7 +188,11 @@ impl Printer {
 
     /// Appends `env` to `text` unless it is not a log or was printed already.
     fn render(&mut self, text: &mut String, env: &Envelope, from_recent: bool) {
-        let Some(m) = env.log_message.as_ref().filter(|_| envelope_proto::v1::is_log(env)) else {
+        let Some(m) = env
+            .log_message
+            .as_ref()
+            .filter(|_| envelope_proto::v1::is_log(env))
+        else {
             return;
         };
         let timestamp = log_timestamp(env);

@@ -144,6 +144,9 @@ fn describe_ws_error(url: &str, e: tokio_tungstenite::tungstenite::Error) -> any
                 anyhow!("{url}: {status}: {body}")
             }
         }
+        WsError::Io(e) => anyhow!(
+            "cannot connect to the traffic controller at {url}: {e} (is `loggregator dev` running? see --tc-url)"
+        ),
         other => anyhow!("{url}: {other}"),
     }
 }
@@ -214,9 +217,8 @@ pub(crate) fn parse_multipart(body: &Bytes, boundary: &str) -> anyhow::Result<Ve
             return Ok(parts);
         }
         // The rest of the delimiter line, then part headers up to an empty line.
-        let mut p = find(body, b"\r\n", after)
-            .ok_or_else(|| anyhow!("truncated multipart body"))?
-            + 2;
+        let mut p =
+            find(body, b"\r\n", after).ok_or_else(|| anyhow!("truncated multipart body"))? + 2;
         while !body[p..].starts_with(b"\r\n") {
             p = find(body, b"\r\n", p).ok_or_else(|| anyhow!("truncated multipart headers"))? + 2;
         }
@@ -281,7 +283,10 @@ mod tests {
     #[test]
     fn boundary_parameter() {
         assert_eq!(boundary("multipart/x-protobuf; boundary=abc"), Some("abc"));
-        assert_eq!(boundary("multipart/x-protobuf; boundary=\"abc\"; x=y"), Some("abc"));
+        assert_eq!(
+            boundary("multipart/x-protobuf; boundary=\"abc\"; x=y"),
+            Some("abc")
+        );
         assert_eq!(boundary("application/json"), None);
     }
 

@@ -1,7 +1,13 @@
 //! In-process cluster for traffic-controller tests: two dopplers and one
 //! traffic controller sharing a generated dev PKI (mTLS everywhere inside),
 //! real WebSocket clients, v1 envelope builders, and `eventually`.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs
+)]
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -41,7 +47,10 @@ pub struct Cluster {
     pub tc_handle: tokio::task::JoinHandle<Result<(), traffic_controller::Error>>,
 }
 
-pub fn tls_paths(pki: &DevPki, name: &str) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+pub fn tls_paths(
+    pki: &DevPki,
+    name: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
     let f = pki.files(name);
     (f.ca.clone().unwrap(), f.cert.clone(), f.key.clone())
 }
@@ -77,6 +86,16 @@ impl Cluster {
     }
 
     pub async fn start_n(n: usize, tweak: impl FnOnce(&mut traffic_controller::Config)) -> Cluster {
+        Self::start_with(n, false, tweak).await
+    }
+
+    /// `tls_listener`: serve the external listeners over TLS with the
+    /// `localhost` identity (server-only TLS).
+    pub async fn start_with(
+        n: usize,
+        tls_listener: bool,
+        tweak: impl FnOnce(&mut traffic_controller::Config),
+    ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let pki = DevPki::generate(dir.path()).unwrap();
         let mut dopplers = Vec::new();
@@ -88,6 +107,10 @@ impl Cluster {
             dopplers.iter().map(|d| d.addr.to_string()).collect(),
             Some(traffic_controller::config::TlsPaths { ca, cert, key }),
         );
+        if tls_listener {
+            let f = pki.files("localhost");
+            config.listener_tls = Some((f.cert.clone(), f.key.clone()));
+        }
         tweak(&mut config);
         let tc_registry = config.registry.clone();
         let ws = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -132,7 +155,10 @@ impl Cluster {
                 http::HeaderValue::from_str(v).unwrap(),
             );
         }
-        tokio_tungstenite::connect_async(req).await.expect("websocket connect").0
+        tokio_tungstenite::connect_async(req)
+            .await
+            .expect("websocket connect")
+            .0
     }
 
     /// WebSocket client whose socket has a small receive buffer (to stall it).
@@ -141,13 +167,17 @@ impl Cluster {
         sock.set_recv_buffer_size(4096).unwrap();
         let tcp = sock.connect(self.tc_addr).await.unwrap();
         let req = self.url(path).into_client_request().unwrap();
-        tokio_tungstenite::client_async(req, tcp).await.expect("websocket connect").0
+        tokio_tungstenite::client_async(req, tcp)
+            .await
+            .expect("websocket connect")
+            .0
     }
 
     /// A TLS client channel to doppler `i` as the agent would connect.
     pub fn doppler_channel(&self, i: usize) -> Channel {
         let cfg = plumbing::tls::client_config(&self.pki.files("metron")).unwrap();
-        plumbing::tls::grpc::channel(&self.dopplers[i].addr.to_string(), Some((cfg, "doppler"))).unwrap()
+        plumbing::tls::grpc::channel(&self.dopplers[i].addr.to_string(), Some((cfg, "doppler")))
+            .unwrap()
     }
 
     /// Pushes v1 envelopes into doppler `i` (one Pusher stream).
@@ -165,7 +195,10 @@ impl Cluster {
     }
 
     pub fn doppler_subscriptions(&self, i: usize) -> i64 {
-        self.dopplers[i].registry.gauge_value("subscriptions", &[]).unwrap_or(0)
+        self.dopplers[i]
+            .registry
+            .gauge_value("subscriptions", &[])
+            .unwrap_or(0)
     }
 
     /// Waits until every doppler has `n` subscriptions.
@@ -186,7 +219,13 @@ impl Cluster {
     }
 
     /// Plain HTTP/1.1 request to the TC; returns status, headers, body.
-    pub async fn http(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> HttpReply {
+    pub async fn http(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> HttpReply {
         http_request(self.tc_addr, method, path, headers, body).await
     }
 }
@@ -209,14 +248,21 @@ impl HttpReply {
     }
 }
 
-pub async fn http_request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> HttpReply {
+pub async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> HttpReply {
     use http_body_util::BodyExt;
     let tcp = TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, http_body_util::Full<Bytes>>(
-        hyper_util::rt::TokioIo::new(tcp),
-    )
-    .await
-    .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake::<_, http_body_util::Full<Bytes>>(
+            hyper_util::rt::TokioIo::new(tcp),
+        )
+        .await
+        .unwrap();
     tokio::spawn(conn);
     let mut req = http::Request::builder()
         .method(method)
@@ -225,12 +271,18 @@ pub async fn http_request(addr: SocketAddr, method: &str, path: &str, headers: &
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let req = req.body(http_body_util::Full::new(Bytes::from(body.to_owned()))).unwrap();
+    let req = req
+        .body(http_body_util::Full::new(Bytes::from(body.to_owned())))
+        .unwrap();
     let resp = sender.send_request(req).await.unwrap();
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
-    HttpReply { status, headers, body }
+    HttpReply {
+        status,
+        headers,
+        body,
+    }
 }
 
 /// Polls `cond` every 20 ms for up to 10 s.
@@ -310,7 +362,9 @@ where
     loop {
         let msg = tokio::time::timeout_at(deadline, ws.next()).await.ok()??;
         match msg {
-            Ok(Message::Binary(b)) => return Some(events::Envelope::decode(b.as_ref()).expect("valid v1 envelope")),
+            Ok(Message::Binary(b)) => {
+                return Some(events::Envelope::decode(b.as_ref()).expect("valid v1 envelope"));
+            }
             Ok(Message::Close(_)) | Err(_) => return None,
             Ok(_) => continue,
         }

@@ -5,7 +5,13 @@
 //! Tokens: client `admin` gets `admin-token` (scope `doppler.firehose`), any
 //! other client gets `user-token` (scope `openid`), which Cloud Controller
 //! lets read [`ALLOWED_APP`] only; [`FORBIDDEN_APP`] answers 403.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs
+)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -66,20 +72,31 @@ pub async fn start() -> FakeCf {
     let (r, l) = (requests.clone(), links.clone());
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { return };
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
             let (r, l) = (r.clone(), l.clone());
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| handle(req, addr, r.clone(), l.clone()));
+                let svc =
+                    hyper::service::service_fn(move |req| handle(req, addr, r.clone(), l.clone()));
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(tcp), svc)
                     .await;
             });
         }
     });
-    FakeCf { addr, requests, links }
+    FakeCf {
+        addr,
+        requests,
+        links,
+    }
 }
 
-fn reply(status: u16, content_type: &str, body: String) -> Result<http::Response<Full<Bytes>>, Infallible> {
+fn reply(
+    status: u16,
+    content_type: &str,
+    body: String,
+) -> Result<http::Response<Full<Bytes>>, Infallible> {
     Ok(http::Response::builder()
         .status(status)
         .header("content-type", content_type)
@@ -90,7 +107,12 @@ fn reply(status: u16, content_type: &str, body: String) -> Result<http::Response
 fn form_value(form: &str, key: &str) -> Option<String> {
     form.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
-        (k == key).then(|| v.replace('+', " ").replace("%2B", "+").replace("%2F", "/").replace("%3D", "="))
+        (k == key).then(|| {
+            v.replace('+', " ")
+                .replace("%2B", "+")
+                .replace("%2F", "/")
+                .replace("%3D", "=")
+        })
     })
 }
 
@@ -108,8 +130,16 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    requests.lock().unwrap().push((method.clone(), path.clone(), auth.clone()));
-    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    requests
+        .lock()
+        .unwrap()
+        .push((method.clone(), path.clone(), auth.clone()));
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let form = String::from_utf8_lossy(&body).into_owned();
     let base = format!("http://{addr}");
     let json = "application/json";
@@ -148,7 +178,11 @@ async fn handle(
         ),
         ("POST", "/oauth/token") => {
             let client = form_value(&form, "client_id").unwrap_or_default();
-            let token = if client == "admin" { "admin-token" } else { "user-token" };
+            let token = if client == "admin" {
+                "admin-token"
+            } else {
+                "user-token"
+            };
             reply(
                 200,
                 json,
@@ -167,13 +201,16 @@ async fn handle(
             use base64::Engine as _;
             let expected = format!(
                 "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{UAA_CLIENT}:{UAA_SECRET}"))
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{UAA_CLIENT}:{UAA_SECRET}"))
             );
             if auth != expected {
                 return reply(401, json, "{\"error\":\"unauthorized\"}".into());
             }
             match form_value(&form, "token").as_deref() {
-                Some("admin-token") => reply(200, json, "{\"scope\":[\"doppler.firehose\"]}".into()),
+                Some("admin-token") => {
+                    reply(200, json, "{\"scope\":[\"doppler.firehose\"]}".into())
+                }
                 Some("user-token") => reply(200, json, "{\"scope\":[\"openid\"]}".into()),
                 _ => reply(400, json, "{\"error\":\"invalid_token\"}".into()),
             }

@@ -136,6 +136,8 @@ impl SessionStats for Stats {
     }
     fn dropped(&self, n: u64) {
         self.dropped.add(n);
+    }
+    fn warned(&self) {
         self.warnings.inc();
     }
 }

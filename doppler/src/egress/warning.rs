@@ -215,6 +215,7 @@ fn admits(sel: &Selector, env: &envelope_proto::loggregator_v2::Envelope) -> boo
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use envelope_proto::loggregator_v2::envelope::Message as M;

@@ -469,6 +469,7 @@ impl FastRng {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -684,6 +685,9 @@ mod tests {
         Gauge(u64),
     }
 
+    /// (selector source id, tree node, shard id)
+    type GroupKey = (String, ModelNode, String);
+
     fn model_node(k: &SelectorKind) -> ModelNode {
         match k {
             SelectorKind::Log => ModelNode::Log,
@@ -791,8 +795,7 @@ mod tests {
                 // Model: every matching selector entry; fan-out entries each get
                 // one copy, entries of one (node, shard) group get exactly one.
                 let mut fanout = Vec::new();
-                let mut groups: BTreeMap<(String, ModelNode, String), Vec<(String, u64, usize)>> =
-                    BTreeMap::new();
+                let mut groups: BTreeMap<GroupKey, Vec<(String, u64, usize)>> = BTreeMap::new();
                 for (i, (shard, det, sels)) in subs.iter().enumerate() {
                     for (j, s) in sels.iter().enumerate() {
                         if !model_matches(s, k) {

@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use bytes::Bytes;
+
 use crate::events::{self, envelope::EventType};
 use crate::loggregator_v2::{self as v2, envelope::Message, value::Data};
 use crate::{uuid, v1};
@@ -96,7 +98,8 @@ pub fn to_v2(e: &events::Envelope, use_preferred_tags: bool) -> v2::Envelope {
 }
 
 fn log_message(out: &mut v2::Envelope, e: &events::Envelope, preferred: bool) {
-    let m = e.log_message.clone().unwrap_or_default();
+    let default = events::LogMessage::default();
+    let m = e.log_message.as_ref().unwrap_or(&default);
     TagSink {
         env: out,
         preferred,
@@ -112,13 +115,14 @@ fn log_message(out: &mut v2::Envelope, e: &events::Envelope, preferred: bool) {
         v2::log::Type::Out
     };
     out.message = Some(Message::Log(v2::Log {
-        payload: m.message.unwrap_or_default(),
+        payload: m.message.clone().unwrap_or_default(),
         r#type: r#type as i32,
     }));
 }
 
 fn http(out: &mut v2::Envelope, e: &events::Envelope, preferred: bool) {
-    let m = e.http_start_stop.clone().unwrap_or_default();
+    let default = events::HttpStartStop::default();
+    let m = e.http_start_stop.as_ref().unwrap_or(&default);
     if let Some(id) = m.application_id.as_ref().filter(|id| !uuid::is_zero(id)) {
         out.source_id = uuid::format(id);
     }
@@ -160,13 +164,14 @@ fn http(out: &mut v2::Envelope, e: &events::Envelope, preferred: bool) {
 }
 
 fn value_metric(out: &mut v2::Envelope, e: &events::Envelope) {
-    let m = e.value_metric.clone().unwrap_or_default();
+    let default = events::ValueMetric::default();
+    let m = e.value_metric.as_ref().unwrap_or(&default);
     out.instance_id = e.tags.get("instance_id").cloned().unwrap_or_default();
     let mut metrics = BTreeMap::new();
     metrics.insert(
-        m.name.unwrap_or_default(),
+        s(&m.name),
         v2::GaugeValue {
-            unit: m.unit.unwrap_or_default(),
+            unit: s(&m.unit),
             value: m.value.unwrap_or(0.0),
         },
     );
@@ -174,7 +179,8 @@ fn value_metric(out: &mut v2::Envelope, e: &events::Envelope) {
 }
 
 fn counter(out: &mut v2::Envelope, e: &events::Envelope, preferred: bool) {
-    let m = e.counter_event.clone().unwrap_or_default();
+    let default = events::CounterEvent::default();
+    let m = e.counter_event.as_ref().unwrap_or(&default);
     out.instance_id = e.tags.get("instance_id").cloned().unwrap_or_default();
     TagSink {
         env: out,
@@ -182,14 +188,15 @@ fn counter(out: &mut v2::Envelope, e: &events::Envelope, preferred: bool) {
     }
     .unset("instance_id");
     out.message = Some(Message::Counter(v2::Counter {
-        name: m.name.unwrap_or_default(),
+        name: s(&m.name),
         delta: m.delta.unwrap_or(0),
         total: m.total.unwrap_or(0),
     }));
 }
 
 fn error(out: &mut v2::Envelope, e: &events::Envelope, preferred: bool) {
-    let m = e.error.clone().unwrap_or_default();
+    let default = events::Error::default();
+    let m = e.error.as_ref().unwrap_or(&default);
     let mut tags = TagSink {
         env: out,
         preferred,
@@ -197,13 +204,14 @@ fn error(out: &mut v2::Envelope, e: &events::Envelope, preferred: bool) {
     tags.set("source", s(&m.source));
     tags.set("code", m.code.unwrap_or(0).to_string());
     out.message = Some(Message::Log(v2::Log {
-        payload: m.message.unwrap_or_default().into_bytes().into(),
+        payload: Bytes::copy_from_slice(m.message.as_deref().unwrap_or("").as_bytes()),
         r#type: v2::log::Type::Out as i32,
     }));
 }
 
 fn container(out: &mut v2::Envelope, e: &events::Envelope) {
-    let m = e.container_metric.clone().unwrap_or_default();
+    let default = events::ContainerMetric::default();
+    let m = e.container_metric.as_ref().unwrap_or(&default);
     if let Some(app) = m.application_id.as_deref().filter(|a| !a.is_empty()) {
         out.source_id = app.to_owned();
     }

@@ -74,18 +74,39 @@ impl<'a> Reader<'a> {
     #[inline]
     pub(crate) fn varint(&mut self) -> Result<u64, ViewError> {
         let rest = self.buf.get(self.pos..).unwrap_or_default();
-        match rest.first() {
-            Some(&b) if b < 0x80 => {
+        match *rest {
+            [b, ..] if b < 0x80 => {
                 self.pos += 1;
                 Ok(u64::from(b))
             }
-            Some(_) => self.varint_slow(rest),
-            None => Err(ViewError::Truncated),
+            // Two bytes: lengths of 128..16383 (a typical envelope in a batch).
+            [b0, b1, ..] if b1 < 0x80 => {
+                self.pos += 2;
+                Ok(u64::from(b0 & 0x7f) | (u64::from(b1) << 7))
+            }
+            [_, ..] => self.varint_slow(rest),
+            [] => Err(ViewError::Truncated),
         }
     }
 
     #[inline(never)]
     fn varint_slow(&mut self, rest: &[u8]) -> Result<u64, ViewError> {
+        if let Some(b) = rest.first_chunk::<10>() {
+            // Common case, unrolled without bounds checks.
+            let mut value = 0u64;
+            for (i, &byte) in b[..9].iter().enumerate() {
+                value |= u64::from(byte & 0x7f) << (7 * i);
+                if byte < 0x80 {
+                    self.pos += i + 1;
+                    return Ok(value);
+                }
+            }
+            if b[9] > 1 {
+                return Err(ViewError::VarintOverflow);
+            }
+            self.pos += 10;
+            return Ok(value | (u64::from(b[9]) << 63));
+        }
         let mut value = 0u64;
         for (i, &b) in rest.iter().take(10).enumerate() {
             if i == 9 && b > 1 {

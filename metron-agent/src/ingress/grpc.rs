@@ -52,15 +52,20 @@ impl IngressService {
         }
     }
 
-    fn batch(&self, batch: &Bytes, arena: &mut BytesMut, tally: &mut Tally) -> Result<(), Status> {
-        let split = envelope_proto::batch::split(batch).map_err(|e| {
-            self.metrics.invalid_v2.inc();
-            Status::invalid_argument(format!("malformed EnvelopeBatch: {e}"))
-        })?;
-        for env in split {
-            self.one(env, arena, tally);
+    /// A batch that does not parse is counted and skipped; the stream stays
+    /// up (as doppler does).
+    fn batch(&self, batch: &Bytes, arena: &mut BytesMut, tally: &mut Tally) {
+        match envelope_proto::batch::split(batch) {
+            Ok(split) => {
+                for env in split {
+                    self.one(env, arena, tally);
+                }
+            }
+            Err(e) => {
+                tally.invalid += 1;
+                tracing::debug!(error = %e, "skipping malformed EnvelopeBatch");
+            }
         }
-        Ok(())
     }
 
     fn account(&self, t: &Tally) {
@@ -96,9 +101,8 @@ impl Ingress for IngressService {
         let mut arena = BytesMut::new();
         while let Some(batch) = stream.message().await? {
             let mut tally = Tally::default();
-            let r = self.batch(&batch, &mut arena, &mut tally);
+            self.batch(&batch, &mut arena, &mut tally);
             self.account(&tally);
-            r?;
         }
         Ok(Response::new(Bytes::new()))
     }
@@ -106,9 +110,8 @@ impl Ingress for IngressService {
     async fn send(&self, request: Request<Bytes>) -> Result<Response<Bytes>, Status> {
         let mut arena = BytesMut::new();
         let mut tally = Tally::default();
-        let r = self.batch(request.get_ref(), &mut arena, &mut tally);
+        self.batch(request.get_ref(), &mut arena, &mut tally);
         self.account(&tally);
-        r?;
         Ok(Response::new(Bytes::new()))
     }
 }

@@ -94,6 +94,9 @@ pub struct Args {
     /// Admin listener (`/metrics`, `/health`).
     #[arg(long, env = "METRICS_ADDR", default_value = "127.0.0.1:14831")]
     pub admin_addr: String,
+    /// Log level (`RUST_LOG` overrides).
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
 }
 
 fn tls_files(ca: &Option<PathBuf>, cert: &Option<PathBuf>, key: &Option<PathBuf>) -> anyhow::Result<Option<TlsFiles>> {
@@ -152,6 +155,10 @@ impl Args {
 
 /// Runs `syslog-drain` until SIGTERM / Ctrl-C.
 pub async fn main(args: Args) -> anyhow::Result<()> {
+    // The root binary may already have installed a subscriber: keep it.
+    if let Err(e) = plumbing::logline::init_tracing(&args.log_level) {
+        tracing::debug!(error = %e, "tracing subscriber not installed");
+    }
     let admin_addr = args.admin_addr.clone();
     let config = args.into_config()?;
     let admin = tokio::net::TcpListener::bind(&admin_addr)

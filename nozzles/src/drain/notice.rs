@@ -102,7 +102,9 @@ async fn run(
         let req = EnvelopeBatch { batch: std::mem::take(&mut batch) };
         let mut ok = false;
         for attempt in 0..3u32 {
-            match tokio::time::timeout(Duration::from_secs(5), client.send(req.clone())).await {
+            // BatchSender: doppler does not implement the unary Send.
+            let call = client.batch_sender(futures::stream::iter([req.clone()]));
+            match tokio::time::timeout(Duration::from_secs(5), call).await {
                 Ok(Ok(_)) => {
                     ok = true;
                     break;

@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 
 use super::url::{DrainUrl, Scheme};
 use crate::http::{HttpClient, HttpError};
-use crate::syslog::framing::frame_octet_counted;
+use crate::syslog::framing::Framing;
 use crate::syslog::rfc5424::Encoded;
 
 /// Dial timeout for syslog connections.
@@ -55,6 +55,8 @@ pub struct SyslogConn {
     plain: Option<Arc<TcpStream>>,
     /// Frame buffer reused across writes.
     buf: Vec<u8>,
+    /// How messages are delimited.
+    framing: Framing,
 }
 
 impl std::fmt::Debug for SyslogConn {
@@ -109,7 +111,14 @@ impl SyslogConn {
             stream: None,
             plain: None,
             buf: Vec::with_capacity(64 * 1024),
+            framing: Framing::OctetCounting,
         }
+    }
+
+    /// Uses `framing` instead of octet counting.
+    pub fn with_framing(mut self, framing: Framing) -> Self {
+        self.framing = framing;
+        self
     }
 
     /// Closes the connection (idle timeout, shutdown).
@@ -172,7 +181,7 @@ impl SyslogConn {
         }
         self.buf.clear();
         for m in msgs {
-            frame_octet_counted(m, &mut self.buf);
+            self.framing.frame(m, &mut self.buf);
         }
         let Some(stream) = self.stream.as_mut() else {
             return Err(WriteFailure {

@@ -10,14 +10,23 @@ pub fn frame_octet_counted(msg: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(msg);
 }
 
-/// A framer that can be handed to writers generic over the framing.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct OctetCounted;
+/// How messages are delimited on a stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Framing {
+    /// `<len> SP <msg>` (syslog over TCP/TLS).
+    #[default]
+    OctetCounting,
+    /// The message as is; it must end with its own `\n` (JSON lines).
+    NewlineDelimited,
+}
 
-impl OctetCounted {
+impl Framing {
     /// Appends the frame of `msg` to `out`.
     pub fn frame(self, msg: &[u8], out: &mut Vec<u8>) {
-        frame_octet_counted(msg, out);
+        match self {
+            Framing::OctetCounting => frame_octet_counted(msg, out),
+            Framing::NewlineDelimited => out.extend_from_slice(msg),
+        }
     }
 }
 

@@ -63,7 +63,11 @@ pub(crate) struct Emitter {
 
 impl Emitter {
     /// An emitter writing about `rate` envelopes per second into the agent behind `channel`.
-    pub(crate) fn new(channel: tonic::transport::Channel, rate: u32, shutdown: Shutdown) -> Emitter {
+    pub(crate) fn new(
+        channel: tonic::transport::Channel,
+        rate: u32,
+        shutdown: Shutdown,
+    ) -> Emitter {
         let seed = now_nanos().unsigned_abs() | 1;
         Emitter {
             client: v2::ingress_client::IngressClient::new(channel),
@@ -152,8 +156,12 @@ impl Emitter {
                 let user = 1000 + self.pick(9000);
                 let text = format!(
                     "user {user} {}",
-                    ["added sku-991 to the cart", "logged in", "paid order 1042", "viewed /products"]
-                        [self.pick(4)]
+                    [
+                        "added sku-991 to the cart",
+                        "logged in",
+                        "paid order 1042",
+                        "viewed /products"
+                    ][self.pick(4)]
                 );
                 batch.push(log(app.guid, instance, "APP/PROC/WEB", false, text));
             }
@@ -175,7 +183,10 @@ impl Emitter {
                 batch.push(log(app.guid, instance, "APP/PROC/WEB", true, text));
             }
             96..=97 => {
-                let text = format!("Updated app with guid {} ({{\"state\"=>\"STARTED\"}})", app.guid);
+                let text = format!(
+                    "Updated app with guid {} ({{\"state\"=>\"STARTED\"}})",
+                    app.guid
+                );
                 batch.push(log(app.guid, 0, "API", false, text));
             }
             _ => {
@@ -209,7 +220,11 @@ impl Emitter {
                 put("disk", "bytes", disk as f64);
                 put("memory_quota", "bytes", 536_870_912.0);
                 put("disk_quota", "bytes", 1_073_741_824.0);
-                batch.push(envelope(app.guid, instance, Message::Gauge(v2::Gauge { metrics })));
+                batch.push(envelope(
+                    app.guid,
+                    instance,
+                    Message::Gauge(v2::Gauge { metrics }),
+                ));
                 let latency = 5.0 + (self.pick(2000) as f64) / 10.0;
                 let mut metrics = BTreeMap::new();
                 metrics.insert(
@@ -219,7 +234,11 @@ impl Emitter {
                         value: latency,
                     },
                 );
-                batch.push(envelope(app.guid, instance, Message::Gauge(v2::Gauge { metrics })));
+                batch.push(envelope(
+                    app.guid,
+                    instance,
+                    Message::Gauge(v2::Gauge { metrics }),
+                ));
             }
         }
     }
@@ -255,7 +274,8 @@ fn log(guid: &str, instance: u32, source_type: &str, err: bool, text: String) ->
             },
         }),
     );
-    e.tags.insert("source_type".to_owned(), source_type.to_owned());
+    e.tags
+        .insert("source_type".to_owned(), source_type.to_owned());
     e
 }
 

@@ -66,7 +66,8 @@ fn delta(now: &BTreeMap<String, f64>, before: &BTreeMap<String, f64>, name: &str
 
 /// One stats line for the interval between two snapshots.
 fn line(now: &Snapshot, before: &Snapshot, secs: f64) -> String {
-    let rate = |m: &BTreeMap<String, f64>, b: &BTreeMap<String, f64>, n: &str| delta(m, b, n) / secs;
+    let rate =
+        |m: &BTreeMap<String, f64>, b: &BTreeMap<String, f64>, n: &str| delta(m, b, n) / secs;
     format!(
         "stats: agent in {:.0}/s out {:.0}/s dropped {:.0} | dopplers in {:.0}/s out {:.0}/s dropped {:.0} | traffic controller in {:.0}/s out {:.0}/s dropped {:.0}, slow consumers {:.0}\n",
         rate(&now.agent, &before.agent, "ingress"),
@@ -123,9 +124,14 @@ mod tests {
         };
         let before = hops.snapshot();
         registry.counter("ingress", "h", &[]).add(50);
-        registry.counter("dropped", "h", &[("direction", "egress")]).add(2);
+        registry
+            .counter("dropped", "h", &[("direction", "egress")])
+            .add(2);
         let now = hops.snapshot();
         let l = line(&now, &before, 5.0);
-        assert!(l.starts_with("stats: agent in 10/s out 0/s dropped 2 |"), "{l}");
+        assert!(
+            l.starts_with("stats: agent in 10/s out 0/s dropped 2 |"),
+            "{l}"
+        );
     }
 }

@@ -150,7 +150,10 @@ mod tests {
     #[test]
     fn data_event_matches_gateway_fixture() {
         use envelope_proto::loggregator_v2::EnvelopeBatch;
-        let raw = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/v2/batches.json"));
+        let raw = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/fixtures/v2/batches.json"
+        ));
         let Ok(raw) = raw else {
             panic!("fixtures missing: /work/shared/fixtures/v2/batches.json")
         };
@@ -158,14 +161,20 @@ mod tests {
         let cases = doc["cases"].as_array().expect("cases");
         assert!(!cases.is_empty());
         for case in cases {
-            let Some(b64) = case["batch"]["b64"].as_str() else { continue };
+            let Some(b64) = case["batch"]["b64"].as_str() else {
+                continue;
+            };
             use base64::Engine as _;
-            let bytes = base64::engine::general_purpose::STANDARD.decode(b64).expect("b64");
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .expect("b64");
             let batch: EnvelopeBatch = envelope_proto::v2::decode_batch(&bytes).expect("batch");
             let mut event = String::from("data: ");
             envelope_proto::json::write_batch_of(&mut event, batch.batch.iter());
             event.push_str("\n\n");
-            let want = case["gateway_json"]["sse_event"].as_str().expect("sse_event");
+            let want = case["gateway_json"]["sse_event"]
+                .as_str()
+                .expect("sse_event");
             assert_eq!(event, want, "case {}", case["name"]);
         }
     }

@@ -182,3 +182,94 @@ pub(crate) fn v2_batched_receiver(
 
 /// Max receive message size on doppler streams (reference §5.5).
 pub(crate) const MAX_MESSAGE: usize = 10 * 1024 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use futures::StreamExt;
+
+    use super::*;
+    use crate::upstream::pool::{Doppler, Pool};
+
+    fn doppler(port: u16) -> (SocketAddr, Doppler) {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .expect("endpoint")
+            .connect_lazy();
+        (addr, Doppler { addr, channel })
+    }
+
+    fn set(ports: &[u16]) -> Arc<BTreeMap<SocketAddr, Doppler>> {
+        Arc::new(ports.iter().map(|p| doppler(*p)).collect())
+    }
+
+    /// Opens streams that yield one envelope then stay open; the first
+    /// `fail_first` attempts fail.
+    fn fake_opener(calls: Arc<AtomicUsize>, fail_first: usize) -> Opener<Bytes> {
+        Arc::new(move |_channel| {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                if n < fail_first {
+                    return Err(tonic::Status::unavailable("not yet"));
+                }
+                let one = futures::stream::iter(vec![Ok(vec![Bytes::from(vec![n as u8])])]);
+                Ok(one.chain(futures::stream::pending()).boxed())
+            })
+        })
+    }
+
+    async fn eventually(mut cond: impl FnMut() -> bool, what: &str) {
+        for _ in 0..500 {
+            if cond() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    fn stats() -> UpstreamStats {
+        UpstreamStats {
+            ingress: Counter::detached(),
+            streams: Gauge::detached(),
+        }
+    }
+
+    #[tokio::test]
+    async fn follows_dopplers_joining_and_leaving_and_cancels_on_drop() {
+        let (pool, tx) = Pool::fixed(set(&[1]));
+        let ring = Arc::new(Ring::new(100));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let stats = stats();
+        let root = CancellationToken::new();
+        let fanin = start(&pool, fake_opener(calls.clone(), 0), ring.clone(), stats.clone(), &root);
+        eventually(|| stats.streams.get() == 1 && ring.len() == 1, "first doppler subscribed").await;
+        tx.send(set(&[1, 2])).expect("send");
+        eventually(|| stats.streams.get() == 2 && ring.len() == 2, "joining doppler subscribed").await;
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "the existing doppler is not re-subscribed");
+        tx.send(set(&[2])).expect("send");
+        eventually(|| stats.streams.get() == 1, "leaving doppler's stream cancelled").await;
+        assert_eq!(stats.ingress.get(), 2);
+        drop(fanin);
+        eventually(|| stats.streams.get() == 0, "all streams cancelled").await;
+    }
+
+    #[tokio::test]
+    async fn retries_failed_subscribes_with_backoff() {
+        let (pool, _tx) = Pool::fixed(set(&[1]));
+        let ring = Arc::new(Ring::new(100));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let stats = stats();
+        let root = CancellationToken::new();
+        let _fanin = start(&pool, fake_opener(calls.clone(), 3), ring.clone(), stats.clone(), &root);
+        // 1 ms + 10 ms + 100 ms (+ jitter) before the fourth attempt succeeds.
+        eventually(|| ring.len() == 1, "subscribed after retries").await;
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+        root.cancel();
+        eventually(|| stats.streams.get() == 0, "cancelled by the parent").await;
+    }
+}

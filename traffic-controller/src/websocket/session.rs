@@ -39,6 +39,9 @@ pub(crate) struct SessionConfig {
 const CONTROL_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Rounds of draining before control work (pings, pongs) gets a turn.
 const ROUNDS_PER_TURN: usize = 16;
+/// At most one rate-control warning per this interval; losses in between
+/// accumulate into the next one (as doppler does).
+pub(crate) const WARNING_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +62,8 @@ pub(crate) trait SessionStats {
     fn egress(&self, n: u64);
     /// `n` envelopes were lost in the ring (overwritten before being sent).
     fn dropped(&self, n: u64);
+    /// A rate-control warning was injected.
+    fn warned(&self);
 }
 
 /// Runs one consumer until it ends; the caller cancels the upstream.
@@ -76,14 +81,15 @@ where
 {
     let (mut tx, mut rx) = ws.split();
     let half = config.keepalive / 2;
-    let mut ping_at: Option<Instant> = Some(Instant::now());
-    let mut pong_deadline: Option<Instant> = None;
+    // One timer for the keepalive: first "ping now", then "pong due by".
+    let keepalive_timer = tokio::time::sleep_until(Instant::now());
+    tokio::pin!(keepalive_timer);
+    let mut awaiting_pong = false;
     let mut batch: Vec<Bytes> = Vec::with_capacity(config.max_batch);
-    let far = || Instant::now() + Duration::from_secs(86_400 * 365);
+    let mut pending_lost: u64 = 0;
+    let mut last_warning: Option<Instant> = None;
 
     loop {
-        let ping_sleep = tokio::time::sleep_until(ping_at.unwrap_or_else(far));
-        let pong_sleep = tokio::time::sleep_until(pong_deadline.unwrap_or_else(far));
         tokio::select! {
             biased;
             _ = cancel.cancelled() => {
@@ -96,20 +102,22 @@ where
                     return End::ClientLeft;
                 }
                 Some(Ok(Message::Pong(_))) => {
-                    pong_deadline = None;
-                    ping_at = Some(Instant::now() + half);
+                    if awaiting_pong {
+                        awaiting_pong = false;
+                        keepalive_timer.as_mut().reset(Instant::now() + half);
+                    }
                 }
                 // Text, binary and ping frames from clients are ignored (pings
                 // are answered by the protocol layer).
                 Some(Ok(_)) => {}
             },
-            _ = pong_sleep, if pong_deadline.is_some() => {
-                close(&mut tx, CloseCode::Policy, KEEPALIVE_REASON).await;
-                return End::KeepaliveExpired;
-            }
-            _ = ping_sleep, if ping_at.is_some() => {
-                ping_at = None;
-                pong_deadline = Some(Instant::now() + config.keepalive);
+            _ = &mut keepalive_timer => {
+                if awaiting_pong {
+                    close(&mut tx, CloseCode::Policy, KEEPALIVE_REASON).await;
+                    return End::KeepaliveExpired;
+                }
+                awaiting_pong = true;
+                keepalive_timer.as_mut().reset(Instant::now() + config.keepalive);
                 match tokio::time::timeout(CONTROL_WRITE_TIMEOUT, tx.send(Message::Ping(Bytes::new()))).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => return End::ClientLeft,
@@ -127,7 +135,12 @@ where
                     let lost = ring.take_dropped();
                     if lost > 0 {
                         stats.dropped(lost);
-                        for notice in warning.notices(lost) {
+                        pending_lost += lost;
+                    }
+                    if pending_lost > 0 && last_warning.is_none_or(|t| t.elapsed() >= WARNING_INTERVAL) {
+                        last_warning = Some(Instant::now());
+                        stats.warned();
+                        for notice in warning.notices(std::mem::take(&mut pending_lost)) {
                             if let Err(end) = write(&mut tx, Message::Binary(notice), config.slow_consumer_timeout).await {
                                 return finish(&mut tx, end).await;
                             }

@@ -48,6 +48,7 @@ impl Stream for ChannelWs {
 struct Stats {
     egress: AtomicU64,
     dropped: AtomicU64,
+    warned: AtomicU64,
 }
 
 impl SessionStats for Stats {
@@ -56,6 +57,9 @@ impl SessionStats for Stats {
     }
     fn dropped(&self, n: u64) {
         self.dropped.fetch_add(n, Ordering::Relaxed);
+    }
+    fn warned(&self) {
+        self.warned.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -238,4 +242,42 @@ async fn client_disconnect_ends_session() {
     assert!(matches!(next(&mut h).await, Message::Ping(_)));
     drop(h.to_server);
     assert_eq!(h.task.await.expect("join").0, End::ClientLeft);
+}
+
+#[tokio::test(start_paused = true)]
+async fn warnings_are_rate_limited_and_losses_accumulate() {
+    use envelope_proto::events::Envelope;
+    use prost::Message as _;
+    let mut h = start(1024, 2, Admits::Metrics);
+    assert!(matches!(next(&mut h).await, Message::Ping(_)));
+    let counter_of = |m: Message| match m {
+        Message::Binary(b) => Envelope::decode(b.as_ref()).ok().and_then(|e| e.counter_event),
+        _ => None,
+    };
+    // First overflow: warning at once.
+    for i in 0..5u8 {
+        h.ring.push(Bytes::from(vec![i]));
+    }
+    let c = counter_of(next(&mut h).await).expect("warning counter");
+    assert_eq!((c.delta, c.total), (Some(3), Some(3)));
+    for _ in 0..2 {
+        let _ = next(&mut h).await;
+    }
+    // Second overflow 100 ms later: no warning yet, only the envelopes.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for i in 0..4u8 {
+        h.ring.push(Bytes::from(vec![i]));
+    }
+    assert_eq!(next(&mut h).await, Message::Binary(Bytes::from(vec![2])));
+    assert_eq!(next(&mut h).await, Message::Binary(Bytes::from(vec![3])));
+    // Third overflow after the interval: one warning carrying both losses.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for i in 0..3u8 {
+        h.ring.push(Bytes::from(vec![i]));
+    }
+    let c = counter_of(next(&mut h).await).expect("warning counter");
+    assert_eq!((c.delta, c.total), (Some(3), Some(6)));
+    assert_eq!(h.stats.warned.load(Ordering::Relaxed), 2);
+    assert_eq!(h.stats.dropped.load(Ordering::Relaxed), 6);
+    h.cancel.cancel();
 }

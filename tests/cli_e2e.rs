@@ -1,0 +1,325 @@
+//! End-to-end tests of the `loggregator` binary as a user runs it: `loggregator dev` in a child
+//! process, `emit` by gRPC and by UDP, read back with `logs --recent`, `logs` (follow),
+//! `logs --json` and `firehose`, comparing exact output lines (TZ=UTC).
+
+#[path = "support/cli_dev.rs"]
+mod cli_dev;
+
+use std::time::Duration;
+
+use cli_dev::{Dev, Lines, eventually, loggregator, run};
+
+const T: Duration = Duration::from_secs(20);
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).expect("utf-8 stdout")
+}
+
+/// `logs --recent` output once it has `n` lines.
+fn recent_lines(dev: &Dev, app: &str, extra: &[&str], n: usize) -> Vec<String> {
+    let mut last = Vec::new();
+    let got = eventually(T, || {
+        let out = run(
+            dev.client("logs", &[&["--recent", app], extra].concat()),
+            None,
+            T,
+        );
+        last = ok(&out).lines().map(str::to_owned).collect::<Vec<_>>();
+        (last.len() >= n).then(|| last.clone())
+    });
+    got.unwrap_or_else(|| {
+        panic!(
+            "expected {n} recent lines, last saw {last:#?}\ndev stderr:\n{}",
+            dev.stderr()
+        )
+    })
+}
+
+#[test]
+fn grpc_emit_then_recent_logs_in_cf_format_and_json() {
+    let dev = Dev::start(&[]);
+    let app = "0b5d7a52-1e3f-4c8a-9a61-0f1e2d3c4b5a";
+    ok(&run(
+        dev.emit(&[
+            "--source-id",
+            app,
+            "--instance",
+            "3",
+            "--timestamp",
+            "2016-07-19T23:08:12.129Z",
+            "hello world",
+        ]),
+        None,
+        T,
+    ));
+    ok(&run(
+        dev.emit(&[
+            "--source-id",
+            app,
+            "--source-type",
+            "APP/TASK/migrate",
+            "--instance",
+            "",
+            "--err",
+            "--timestamp",
+            "1468969693509999999",
+            "panic: boom\r\n\tat main.go:12",
+        ]),
+        None,
+        T,
+    ));
+
+    let lines = recent_lines(&dev, app, &[], 3);
+    assert_eq!(
+        lines,
+        vec![
+            "   2016-07-19T23:08:12.12+0000 [APP/PROC/WEB/3] OUT hello world",
+            "   2016-07-19T23:08:13.50+0000 [APP/TASK/migrate/] ERR panic: boom",
+            "   2016-07-19T23:08:13.50+0000 [APP/TASK/migrate/] ERR \tat main.go:12",
+        ]
+    );
+
+    // Colour only when asked for (stdout is a pipe here): CF_COLOR=true makes ERR red.
+    let mut cmd = dev.client("logs", &["--recent", app]);
+    cmd.env("CF_COLOR", "true");
+    let coloured = ok(&run(cmd, None, T));
+    assert!(coloured.contains(
+        "   \x1b[31m2016-07-19T23:08:13.50+0000 [APP/TASK/migrate/] ERR panic: boom\x1b[0m\n"
+    ));
+    assert!(coloured.contains("   2016-07-19T23:08:12.12+0000 [APP/PROC/WEB/3] OUT hello world\n"));
+
+    // --json: one v2 JSON object per envelope.
+    let json = ok(&run(
+        dev.client("logs", &["--recent", "--json", app]),
+        None,
+        T,
+    ));
+    let objects: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(objects.len(), 2, "{json}");
+    assert_eq!(objects[0]["source_id"], app);
+    assert_eq!(objects[0]["instance_id"], "3");
+    assert_eq!(objects[0]["timestamp"], "1468969692129000000");
+    assert_eq!(objects[0]["tags"]["source_type"], "APP/PROC/WEB");
+    assert_eq!(objects[0]["log"]["payload"], "aGVsbG8gd29ybGQ="); // "hello world"
+    assert_eq!(objects[0]["log"]["type"], "OUT");
+    assert_eq!(objects[1]["log"]["type"], "ERR");
+    assert_eq!(objects[1]["timestamp"], "1468969693509999999");
+}
+
+#[test]
+fn udp_emit_from_stdin_then_recent_logs() {
+    let dev = Dev::start(&[]);
+    let app = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+    ok(&run(
+        dev.emit_udp(&["--source-id", app, "--instance", "1", "--err"]),
+        Some("alpha\nbeta\r\n\ngamma"),
+        T,
+    ));
+    let lines = recent_lines(&dev, app, &[], 4);
+    let rest: Vec<&str> = lines
+        .iter()
+        .map(|l| {
+            // "   2026-11-22T07:24:35.69+0000 " is 31 characters.
+            let (ts, rest) = l.split_at(31);
+            assert!(ts.starts_with("   20") && ts.ends_with("+0000 "), "{l:?}");
+            assert_eq!(&ts[13..14], "T", "{l:?}");
+            rest
+        })
+        .collect();
+    assert_eq!(
+        rest,
+        vec![
+            "[APP/PROC/WEB/1] ERR alpha",
+            "[APP/PROC/WEB/1] ERR beta",
+            "[APP/PROC/WEB/1] ERR ",
+            "[APP/PROC/WEB/1] ERR gamma",
+        ]
+    );
+}
+
+#[test]
+fn logs_follows_recent_then_live_without_duplicates() {
+    let dev = Dev::start(&[]);
+    let app = "f47ac10b-58cc-4372-a567-0e02b2c3d479";
+    for (ts, text) in [
+        ("2020-01-01T00:00:01Z", "recent one"),
+        ("2020-01-01T00:00:02Z", "recent two"),
+    ] {
+        ok(&run(
+            dev.emit(&["--source-id", app, "--timestamp", ts, text]),
+            None,
+            T,
+        ));
+    }
+    recent_lines(&dev, app, &[], 2);
+
+    let follow = Lines::spawn(dev.client("logs", &[app]));
+    assert_eq!(
+        follow.next(T).as_deref(),
+        Some("   2020-01-01T00:00:01.00+0000 [APP/PROC/WEB/0] OUT recent one")
+    );
+    assert_eq!(
+        follow.next(T).as_deref(),
+        Some("   2020-01-01T00:00:02.00+0000 [APP/PROC/WEB/0] OUT recent two")
+    );
+    // Give the traffic controller a moment to finish subscribing to both dopplers.
+    std::thread::sleep(Duration::from_millis(500));
+    for (ts, text) in [
+        ("2020-01-01T00:00:03.5Z", "live three"),
+        ("2020-01-01T00:00:04.75Z", "live four"),
+    ] {
+        ok(&run(
+            dev.emit(&["--source-id", app, "--timestamp", ts, text]),
+            None,
+            T,
+        ));
+    }
+    assert_eq!(
+        follow.next(T).as_deref(),
+        Some("   2020-01-01T00:00:03.50+0000 [APP/PROC/WEB/0] OUT live three")
+    );
+    assert_eq!(
+        follow.next(T).as_deref(),
+        Some("   2020-01-01T00:00:04.75+0000 [APP/PROC/WEB/0] OUT live four")
+    );
+    assert_eq!(
+        follow.next(Duration::from_millis(1500)),
+        None,
+        "no duplicates or extras"
+    );
+}
+
+#[test]
+fn firehose_prints_one_line_per_envelope_and_dev_stops_on_ctrl_c() {
+    let mut dev = Dev::start(&[]);
+    let app = "a3bb189e-8bf9-3888-9912-ace4e6543002";
+    let marker = "9b2f0d6c-3a1e-4f5b-8c7d-6e5f4a3b2c1d";
+    let firehose = Lines::spawn(dev.client(
+        "firehose",
+        &["--subscription-id", "cli-e2e", "--filter", "logs"],
+    ));
+    // Emit markers until the firehose is connected and shows one.
+    let seen = eventually(T, || {
+        ok(&run(dev.emit(&["--source-id", marker, "marker"]), None, T));
+        firehose.next_matching(Duration::from_millis(500), |l| l.contains(marker))
+    });
+    assert!(
+        seen.is_some(),
+        "firehose never showed a marker; dev stderr:\n{}",
+        dev.stderr()
+    );
+
+    ok(&run(
+        dev.emit_udp(&[
+            "--source-id",
+            app,
+            "--timestamp",
+            "2016-07-19T23:08:15.25Z",
+            "via udp",
+        ]),
+        None,
+        T,
+    ));
+    let line = firehose.next_matching(T, |l| l.contains(app));
+    assert_eq!(
+        line.as_deref(),
+        Some(
+            "2016-07-19T23:08:15.25+0000 loggregator-emit LogMessage app=a3bb189e-8bf9-3888-9912-ace4e6543002 [APP/PROC/WEB/0] OUT via udp"
+        )
+    );
+    ok(&run(
+        dev.emit(&[
+            "--source-id",
+            app,
+            "--instance",
+            "2",
+            "--err",
+            "--timestamp",
+            "2016-07-19T23:08:16Z",
+            "via grpc\nsecond line",
+        ]),
+        None,
+        T,
+    ));
+    let line = firehose
+        .next_matching(T, |l| l.contains(app))
+        .expect("grpc envelope");
+    let (_, rest) = line.split_once(" LogMessage ").expect("LogMessage line");
+    assert!(line.starts_with("2016-07-19T23:08:16.00+0000 "), "{line}");
+    assert_eq!(
+        rest,
+        "app=a3bb189e-8bf9-3888-9912-ace4e6543002 [APP/PROC/WEB/2] ERR via grpc\\nsecond line"
+    );
+
+    let status = dev.process.interrupt(Duration::from_secs(30));
+    assert!(
+        status.success(),
+        "dev exit status {status:?}\n{}",
+        dev.stderr()
+    );
+    assert!(
+        dev.stderr().contains("loggregator dev: stopped"),
+        "{}",
+        dev.stderr()
+    );
+}
+
+#[test]
+fn emit_metrics_reach_the_firehose() {
+    let dev = Dev::start(&[]);
+    let app = "5c3f2a1b-0d9e-4f8a-b7c6-d5e4f3a2b1c0";
+    let firehose = Lines::spawn(dev.client(
+        "firehose",
+        &["--subscription-id", "cli-metrics", "--filter", "metrics"],
+    ));
+    let line = eventually(T, || {
+        ok(&run(
+            dev.emit(&[
+                "--source-id",
+                app,
+                "--timestamp",
+                "2016-07-19T23:08:17Z",
+                "--counter",
+                "requests:3",
+            ]),
+            None,
+            T,
+        ));
+        firehose.next_matching(Duration::from_millis(500), |l| l.contains("requests"))
+    })
+    .expect("counter on the firehose");
+    assert!(line.starts_with("2016-07-19T23:08:17.00+0000 "), "{line}");
+    assert!(
+        line.contains(" CounterEvent requests delta=3 total="),
+        "{line}"
+    );
+}
+
+#[test]
+fn emit_without_dev_certificates_explains_what_to_do() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = loggregator();
+    cmd.arg("emit")
+        .arg("--cert-dir")
+        .arg(dir.path())
+        .arg("hello");
+    let out = run(cmd, None, T);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "error: --ca-file: {}/ca.crt does not exist (start `loggregator dev` to generate the development certificates, pass --cert-dir or --ca-file, or use --plaintext)\n",
+            dir.path().display()
+        )
+    );
+}
