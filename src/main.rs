@@ -26,6 +26,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process; boxing the large component option structs would gain nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run agent, two dopplers and a traffic controller in one process on loopback.
@@ -42,6 +44,9 @@ enum Command {
     Agent(cli::components::AgentArgs),
     /// Run a traffic controller (same options as the standalone `traffic-controller` binary).
     TrafficController(cli::components::TrafficControllerArgs),
+    /// Run a nozzle that reads the firehose and forwards it.
+    #[command(subcommand)]
+    Nozzle(cli::components::NozzleCommand),
     /// Forward app logs to the syslog drains bound to them.
     SyslogDrain(cli::components::SyslogDrainArgs),
 }
@@ -82,6 +87,19 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::TrafficController(args) => {
             cli::components::traffic_controller(args, top_level).await
         }
+        Command::Nozzle(cmd) => cli::components::nozzle(cmd, top_level).await,
         Command::SyslogDrain(args) => cli::components::syslog_drain(args, top_level).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// clap's own consistency checks over every subcommand, including the flattened component
+    /// options (duplicate names would otherwise only panic at run time in debug builds).
+    #[test]
+    fn command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -43,8 +43,15 @@ async fn doppler_added_then_killed_mid_stream() {
     // d2 is not up: every stream lands on d1.
     agent.wait_streams(2, 4).await;
     let mut sub1 = d1.subscribe_all(&pki).await;
-    agent.send_batches(&pki, vec![(0..10).map(log).collect()]).await;
-    assert_eq!(collect_until(&mut sub1, Duration::from_secs(10), |g| g.len() >= 10).await.len(), 10);
+    agent
+        .send_batches(&pki, vec![(0..10).map(log).collect()])
+        .await;
+    assert_eq!(
+        collect_until(&mut sub1, Duration::from_secs(10), |g| g.len() >= 10)
+            .await
+            .len(),
+        10
+    );
 
     // d2 appears: the rebalancer moves streams onto it.
     let d2 = Doppler::start(&pki, d2_addr);
@@ -53,10 +60,17 @@ async fn doppler_added_then_killed_mid_stream() {
     let mut on_d2 = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while on_d2 == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "no envelope reached the added doppler");
-        agent.send_batches(&pki, vec![(n..n + 20).map(log).collect()]).await;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no envelope reached the added doppler"
+        );
+        agent
+            .send_batches(&pki, vec![(n..n + 20).map(log).collect()])
+            .await;
         n += 20;
-        on_d2 += collect_until(&mut sub2, Duration::from_millis(300), |_| false).await.len();
+        on_d2 += collect_until(&mut sub2, Duration::from_millis(300), |_| false)
+            .await
+            .len();
     }
 
     // Kill d1 mid-stream while sending; delivery resumes on d2 alone.
@@ -64,8 +78,13 @@ async fn doppler_added_then_killed_mid_stream() {
     let mut resumed = false;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !resumed {
-        assert!(tokio::time::Instant::now() < deadline, "delivery did not resume on the survivor");
-        agent.send_batches(&pki, vec![(n..n + 50).map(log).collect()]).await;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "delivery did not resume on the survivor"
+        );
+        agent
+            .send_batches(&pki, vec![(n..n + 50).map(log).collect()])
+            .await;
         n += 50;
         // Everything from a batch arriving means every live stream is on d2.
         let got = collect_until(&mut sub2, Duration::from_millis(500), |_| false).await;
@@ -77,10 +96,20 @@ async fn doppler_added_then_killed_mid_stream() {
     drop(sub2);
     drop(d2);
     agent.wait_streams(0, 0).await;
-    let before = agent.counter("dropped", &[("direction", "egress"), ("metric_version", "2.0")]);
-    agent.send_batches(&pki, vec![(0..7).map(log).collect()]).await;
+    let before = agent.counter(
+        "dropped",
+        &[("direction", "egress"), ("metric_version", "2.0")],
+    );
+    agent
+        .send_batches(&pki, vec![(0..7).map(log).collect()])
+        .await;
     eventually(
-        || agent.counter("dropped", &[("direction", "egress"), ("metric_version", "2.0")]) == before + 7,
+        || {
+            agent.counter(
+                "dropped",
+                &[("direction", "egress"), ("metric_version", "2.0")],
+            ) == before + 7
+        },
         "7 envelopes dropped at egress",
     )
     .await;
@@ -96,8 +125,15 @@ async fn dns_name_is_resolved_to_every_record() {
     let agent = start_agent(&pki, vec![format!("localhost:{}", d.addr.port())], |_| {}).await;
     agent.wait_streams(5, 5).await;
     let mut sub = d.subscribe_all(&pki).await;
-    agent.send_batches(&pki, vec![(0..5).map(log).collect()]).await;
-    assert_eq!(collect_until(&mut sub, Duration::from_secs(10), |g| g.len() >= 5).await.len(), 5);
+    agent
+        .send_batches(&pki, vec![(0..5).map(log).collect()])
+        .await;
+    assert_eq!(
+        collect_until(&mut sub, Duration::from_secs(10), |g| g.len() >= 5)
+            .await
+            .len(),
+        5
+    );
     agent.stop().await;
 }
 
@@ -110,10 +146,17 @@ async fn unresolvable_az_name_falls_back_and_ingress_keeps_accepting_without_dop
     })
     .await;
     // No doppler at all: ingress still accepts, egress drops and counts.
-    agent.send_batches(&pki, vec![(0..3).map(log).collect()]).await;
+    agent
+        .send_batches(&pki, vec![(0..3).map(log).collect()])
+        .await;
     assert_eq!(agent.counter("ingress", &[("metric_version", "2.0")]), 3);
     eventually(
-        || agent.counter("dropped", &[("direction", "egress"), ("metric_version", "2.0")]) == 3,
+        || {
+            agent.counter(
+                "dropped",
+                &[("direction", "egress"), ("metric_version", "2.0")],
+            ) == 3
+        },
         "dropped at egress",
     )
     .await;

@@ -275,8 +275,29 @@ fn firehose_prints_one_line_per_envelope_and_dev_stops_on_ctrl_c() {
 }
 
 #[test]
-fn emit_metrics_reach_the_firehose() {
-    let dev = Dev::start(&[]);
+fn demo_stats_and_metrics_through_the_firehose() {
+    let dev = Dev::start(&["--demo", "--stats", "--stats-interval", "500ms"]);
+    // --stats: a line per interval with per-hop rates; the demo makes the agent see traffic.
+    let stats = dev.process.next_matching(T, |l| {
+        l.starts_with("stats: agent in ") && !l.starts_with("stats: agent in 0/s")
+    });
+    let stats = stats.expect("a stats line with agent traffic");
+    assert!(stats.contains(" | dopplers in "), "{stats}");
+    assert!(stats.contains(" | traffic controller in "), "{stats}");
+
+    // The demo apps' logs are readable in the cf format.
+    let demo_app = "6f1d2c3b-4a59-4e8f-9d10-2b3c4d5e6f70";
+    let lines = recent_lines(&dev, demo_app, &[], 3);
+    for l in &lines {
+        let (_, rest) = l.split_at(31);
+        assert!(
+            ["[APP/PROC/WEB/", "[RTR/", "[API/", "[CELL/"]
+                .iter()
+                .any(|p| rest.starts_with(p)),
+            "{l:?}"
+        );
+    }
+
     let app = "5c3f2a1b-0d9e-4f8a-b7c6-d5e4f3a2b1c0";
     let firehose = Lines::spawn(dev.client(
         "firehose",
@@ -290,19 +311,28 @@ fn emit_metrics_reach_the_firehose() {
                 "--timestamp",
                 "2016-07-19T23:08:17Z",
                 "--counter",
-                "requests:3",
+                "cli_e2e_requests:3",
             ]),
             None,
             T,
         ));
-        firehose.next_matching(Duration::from_millis(500), |l| l.contains("requests"))
+        firehose.next_matching(Duration::from_millis(500), |l| {
+            l.contains("cli_e2e_requests")
+        })
     })
     .expect("counter on the firehose");
     assert!(line.starts_with("2016-07-19T23:08:17.00+0000 "), "{line}");
     assert!(
-        line.contains(" CounterEvent requests delta=3 total="),
+        line.contains(" CounterEvent cli_e2e_requests delta=3 total="),
         "{line}"
     );
+    // A metrics-only firehose shows no logs even though the demo writes many.
+    assert!(!line.contains("LogMessage"));
+    for _ in 0..20 {
+        if let Some(l) = firehose.next(Duration::from_millis(100)) {
+            assert!(!l.contains(" LogMessage "), "{l}");
+        }
+    }
 }
 
 #[test]

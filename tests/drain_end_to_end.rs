@@ -7,20 +7,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/tc_cluster.rs"]
-mod tc_cluster;
-#[path = "../nozzles/tests/support/receivers.rs"]
-mod receivers;
 #[path = "support/nozzle_sink.rs"]
 mod nozzle_sink;
+#[path = "../nozzles/tests/support/receivers.rs"]
+mod receivers;
+#[path = "support/tc_cluster.rs"]
+mod tc_cluster;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use envelope_proto::loggregator_v2::{
-    EgressBatchRequest, Envelope, EnvelopeBatch, Log, LogSelector, Selector, egress_client::EgressClient,
-    envelope::Message, ingress_client::IngressClient, selector,
+    EgressBatchRequest, Envelope, EnvelopeBatch, Log, LogSelector, Selector,
+    egress_client::EgressClient, envelope::Message, ingress_client::IngressClient, selector,
 };
 use plumbing::shutdown::Shutdown;
 use tc_cluster::Cluster;
@@ -59,7 +59,11 @@ fn write_bindings(path: &Path, bindings: &[(&str, String, &str)]) {
         })
         .collect();
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec(&serde_json::json!({"results": list, "next_id": null})).unwrap()).unwrap();
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec(&serde_json::json!({"results": list, "next_id": null})).unwrap(),
+    )
+    .unwrap();
     std::fs::rename(tmp, path).unwrap();
 }
 
@@ -70,10 +74,18 @@ async fn send(cluster: &Cluster, i: usize, envs: Vec<Envelope>) {
         .expect("doppler v2 ingress");
 }
 
-fn start_forwarder(cluster: &Cluster, bindings: &Path, buffer: usize) -> (Shutdown, plumbing::metrics::Registry) {
+fn start_forwarder(
+    cluster: &Cluster,
+    bindings: &Path,
+    buffer: usize,
+) -> (Shutdown, plumbing::metrics::Registry) {
     let mut config = nozzles::drain::Config::for_tests(
         bindings.to_owned(),
-        cluster.dopplers.iter().map(|d| d.addr.to_string()).collect(),
+        cluster
+            .dopplers
+            .iter()
+            .map(|d| d.addr.to_string())
+            .collect(),
         Some(cluster.pki.files("metron")),
     );
     config.poll_interval = Duration::from_millis(200);
@@ -82,14 +94,23 @@ fn start_forwarder(cluster: &Cluster, bindings: &Path, buffer: usize) -> (Shutdo
     config.drains.buffer_size = buffer;
     let registry = config.registry.clone();
     let shutdown = Shutdown::new();
-    tokio::spawn(nozzles::drain::run(config, nozzles::drain::Listeners::default(), shutdown.clone()));
+    tokio::spawn(nozzles::drain::run(
+        config,
+        nozzles::drain::Listeners::default(),
+        shutdown.clone(),
+    ));
     (shutdown, registry)
 }
 
 /// Waits until the forwarder's subscriptions are open on every doppler.
 async fn wait_subscribed(registry: &plumbing::metrics::Registry, opens: u64) {
     tc_cluster::eventually(
-        || registry.counter_value("syslog_drain_subscriptions", &[]).unwrap_or(0) >= opens,
+        || {
+            registry
+                .counter_value("syslog_drain_subscriptions", &[])
+                .unwrap_or(0)
+                >= opens
+        },
         "forwarder subscribed",
     )
     .await;
@@ -106,18 +127,37 @@ async fn drains_through_dopplers_to_rsyslog_and_follow_binding_changes() {
         &bindings,
         &[
             (APP_A, format!("syslog://127.0.0.1:{}", rs.tcp_port), ""),
-            (APP_B, format!("syslog-tls://localhost:{}", rs.tls_port), cluster.pki.ca_cert_pem()),
+            (
+                APP_B,
+                format!("syslog-tls://localhost:{}", rs.tls_port),
+                cluster.pki.ca_cert_pem(),
+            ),
         ],
     );
     let (shutdown, registry) = start_forwarder(&cluster, &bindings, 10_000);
     wait_subscribed(&registry, 2).await;
 
-    send(&cluster, 0, vec![log(APP_A, "a via doppler 0"), log(APP_B, "b via doppler 0")]).await;
-    send(&cluster, 1, vec![log(APP_A, "a via doppler 1"), log(APP_C, "c not bound yet")]).await;
+    send(
+        &cluster,
+        0,
+        vec![log(APP_A, "a via doppler 0"), log(APP_B, "b via doppler 0")],
+    )
+    .await;
+    send(
+        &cluster,
+        1,
+        vec![log(APP_A, "a via doppler 1"), log(APP_C, "c not bound yet")],
+    )
+    .await;
     let recs = rs.wait_records(3, Duration::from_secs(15)).await;
     let mut msgs: Vec<(String, String)> = recs
         .iter()
-        .map(|r| (r["app_name"].as_str().unwrap().to_owned(), r["msg"].as_str().unwrap().to_owned()))
+        .map(|r| {
+            (
+                r["app_name"].as_str().unwrap().to_owned(),
+                r["msg"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     msgs.sort();
     let mut want: Vec<(String, String)> = [
@@ -146,17 +186,33 @@ async fn drains_through_dopplers_to_rsyslog_and_follow_binding_changes() {
     write_bindings(
         &bindings,
         &[
-            (APP_B, format!("syslog-tls://localhost:{}", rs.tls_port), cluster.pki.ca_cert_pem()),
+            (
+                APP_B,
+                format!("syslog-tls://localhost:{}", rs.tls_port),
+                cluster.pki.ca_cert_pem(),
+            ),
             (APP_C, format!("syslog://127.0.0.1:{}", rs.tcp_port), ""),
         ],
     );
     wait_subscribed(&registry, 4).await;
-    send(&cluster, 0, vec![log(APP_A, "a after unbind"), log(APP_C, "c after bind")]).await;
+    send(
+        &cluster,
+        0,
+        vec![log(APP_A, "a after unbind"), log(APP_C, "c after bind")],
+    )
+    .await;
     send(&cluster, 1, vec![log(APP_B, "b still bound")]).await;
     let recs = rs.wait_records(5, Duration::from_secs(15)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let recs = if rs.records().len() > recs.len() { rs.records() } else { recs };
-    let later: Vec<&str> = recs[3..].iter().map(|r| r["msg"].as_str().unwrap()).collect();
+    let recs = if rs.records().len() > recs.len() {
+        rs.records()
+    } else {
+        recs
+    };
+    let later: Vec<&str> = recs[3..]
+        .iter()
+        .map(|r| r["msg"].as_str().unwrap())
+        .collect();
     assert_eq!(recs.len(), 5, "{recs:#?}");
     assert!(later.contains(&"c after bind"), "{later:?}");
     assert!(later.contains(&"b still bound"), "{later:?}");
@@ -169,7 +225,10 @@ async fn receiver_outage_resumes_and_announces_losses_in_app_stream() {
     let cluster = Cluster::start_n(1, |_| {}).await;
     let port = receivers::free_port();
     let bindings = cluster.dir.path().join("bindings.json");
-    write_bindings(&bindings, &[(APP_A, format!("syslog://127.0.0.1:{port}"), "")]);
+    write_bindings(
+        &bindings,
+        &[(APP_A, format!("syslog://127.0.0.1:{port}"), "")],
+    );
 
     // Read the app's own stream from the doppler (as `cf logs` would).
     let mut app_stream = EgressClient::new(cluster.doppler_channel(0))
@@ -190,9 +249,19 @@ async fn receiver_outage_resumes_and_announces_losses_in_app_stream() {
     let (shutdown, registry) = start_forwarder(&cluster, &bindings, 10);
     wait_subscribed(&registry, 1).await;
 
-    send(&cluster, 0, (0..5).map(|i| log(APP_A, &format!("seq {i}"))).collect()).await;
+    send(
+        &cluster,
+        0,
+        (0..5).map(|i| log(APP_A, &format!("seq {i}"))).collect(),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    send(&cluster, 0, (5..105).map(|i| log(APP_A, &format!("seq {i}"))).collect()).await;
+    send(
+        &cluster,
+        0,
+        (5..105).map(|i| log(APP_A, &format!("seq {i}"))).collect(),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -203,7 +272,12 @@ async fn receiver_outage_resumes_and_announces_losses_in_app_stream() {
             Ok(Some(m)) => {
                 let s = String::from_utf8(m).unwrap();
                 // The drain also carries the app's own LGR notices (they are app logs).
-                if let Some(n) = s.trim_end().rsplit("] seq ").next().and_then(|n| n.parse().ok()) {
+                if let Some(n) = s
+                    .trim_end()
+                    .rsplit("] seq ")
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                {
                     got.push(n);
                 }
             }
@@ -216,13 +290,21 @@ async fn receiver_outage_resumes_and_announces_losses_in_app_stream() {
     assert_eq!(&got[got.len() - 10..], &(95..105).collect::<Vec<_>>()[..]);
     assert_eq!(got[0], 0, "{got:?}");
     let lost = registry
-        .counter_value("syslog_drain_dropped", &[("scheme", "syslog"), ("reason", "buffer")])
+        .counter_value(
+            "syslog_drain_dropped",
+            &[("scheme", "syslog"), ("reason", "buffer")],
+        )
         .unwrap();
-    assert!(lost >= 105 - got.len() as u64, "lost {lost}, delivered {got:?}");
+    assert!(
+        lost >= 105 - got.len() as u64,
+        "lost {lost}, delivered {got:?}"
+    );
 
     // The notices arrive in the app's own stream through the doppler.
     let anon = format!("syslog://127.0.0.1:{port}");
-    let want_lost = format!("{lost} messages lost for application {APP_A} in user provided syslog drain with url {anon}");
+    let want_lost = format!(
+        "{lost} messages lost for application {APP_A} in user provided syslog drain with url {anon}"
+    );
     let want_failed = format!("Failed to connect to {anon}");
     let mut seen = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -237,7 +319,9 @@ async fn receiver_outage_resumes_and_announces_losses_in_app_stream() {
                 continue;
             }
             assert_eq!(e.instance_id, "0");
-            let Some(Message::Log(l)) = &e.message else { panic!("notice is not a log") };
+            let Some(Message::Log(l)) = &e.message else {
+                panic!("notice is not a log")
+            };
             assert_eq!(l.r#type, 1, "ERR");
             seen.push(String::from_utf8(l.payload.to_vec()).unwrap());
         }

@@ -20,9 +20,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use std::sync::Mutex;
 use plumbing::shutdown::Shutdown;
 use serde_json::Value;
+use std::sync::Mutex;
 use tc_cluster::{Cluster, container_env, counter_env, now_nanos};
 
 const APP: &str = "f47ac10b-58cc-4372-a567-0e02b2c3d479";
@@ -40,7 +40,9 @@ async fn start_receiver() -> (Receiver, u16) {
     let state = rx.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { return };
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
             let state = state.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
@@ -55,9 +57,16 @@ async fn start_receiver() -> (Receiver, u16) {
                         let status = if fail {
                             500
                         } else {
-                            let key = parts.headers.get("dd-api-key").map(|v| v.to_str().unwrap().to_owned());
-                            let ct = parts.headers.get("content-type").map(|v| v.to_str().unwrap().to_owned());
-                            let json: Value = serde_json::from_slice(&body).expect("series body is JSON");
+                            let key = parts
+                                .headers
+                                .get("dd-api-key")
+                                .map(|v| v.to_str().unwrap().to_owned());
+                            let ct = parts
+                                .headers
+                                .get("content-type")
+                                .map(|v| v.to_str().unwrap().to_owned());
+                            let json: Value =
+                                serde_json::from_slice(&body).expect("series body is JSON");
                             state.posts.lock().unwrap().push((
                                 parts.uri.to_string(),
                                 key.unwrap_or_default(),
@@ -66,12 +75,16 @@ async fn start_receiver() -> (Receiver, u16) {
                             ));
                             202
                         };
-                        let mut resp = http::Response::new(Full::new(Bytes::from_static(b"{\"status\":\"ok\"}")));
+                        let mut resp = http::Response::new(Full::new(Bytes::from_static(
+                            b"{\"status\":\"ok\"}",
+                        )));
                         *resp.status_mut() = http::StatusCode::from_u16(status).unwrap();
                         Ok::<_, Infallible>(resp)
                     }
                 });
-                let _ = http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).await;
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
             });
         }
     });
@@ -121,13 +134,24 @@ async fn metrics_reach_a_datadog_shaped_receiver() {
     config.api_key_in_query = true;
     let registry = config.registry.clone();
     let shutdown = Shutdown::new();
-    tokio::spawn(nozzles::datadog::run(config, nozzles::datadog::Listeners::default(), shutdown.clone()));
+    tokio::spawn(nozzles::datadog::run(
+        config,
+        nozzles::datadog::Listeners::default(),
+        shutdown.clone(),
+    ));
     cluster.wait_subscriptions(1).await;
 
     let mut counter = counter_env("requests", 5);
     counter.counter_event.as_mut().unwrap().total = Some(42);
     cluster
-        .push(0, &[value_metric("latency", 12.5), counter, tc_cluster::log_env(APP, "logs are not metrics")])
+        .push(
+            0,
+            &[
+                value_metric("latency", 12.5),
+                counter,
+                tc_cluster::log_env(APP, "logs are not metrics"),
+            ],
+        )
         .await;
     cluster.push(1, &[container_env(APP, 1, 37.5)]).await;
 
@@ -140,7 +164,11 @@ async fn metrics_reach_a_datadog_shaped_receiver() {
         "cloudfoundry.nozzle.app.memory.quota",
         "cloudfoundry.nozzle.app.disk.quota",
     ];
-    tc_cluster::eventually(|| want.iter().all(|m| series(&rx).contains_key(*m)), "all series posted").await;
+    tc_cluster::eventually(
+        || want.iter().all(|m| series(&rx).contains_key(*m)),
+        "all series posted",
+    )
+    .await;
     let s = series(&rx);
 
     for (uri, key, ct, body) in rx.posts.lock().unwrap().iter() {
@@ -167,21 +195,56 @@ async fn metrics_reach_a_datadog_shaped_receiver() {
     let latency = &s["cloudfoundry.nozzle.gorouter.latency"];
     assert_eq!(latency["points"][0][1], 12.5);
     assert_eq!(latency["host"], "7");
-    let tags: Vec<&str> = latency["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
-    assert_eq!(tags, ["deployment:cf", "index:7", "ip:10.0.0.9", "job:router", "origin:gorouter", "zone:z1"]);
+    let tags: Vec<&str> = latency["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tags,
+        [
+            "deployment:cf",
+            "index:7",
+            "ip:10.0.0.9",
+            "job:router",
+            "origin:gorouter",
+            "zone:z1"
+        ]
+    );
 
     let requests = &s["cloudfoundry.nozzle.test-origin.requests"];
-    assert_eq!(requests["points"][0][1], 42.0, "counters are sent as their running total");
+    assert_eq!(
+        requests["points"][0][1], 42.0,
+        "counters are sent as their running total"
+    );
 
     let cpu = &s["cloudfoundry.nozzle.app.cpu.pct"];
     assert_eq!(cpu["points"][0][1], 37.5);
-    let tags: Vec<&str> = cpu["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let tags: Vec<&str> = cpu["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
     assert!(tags.contains(&format!("app_id:{APP}").as_str()), "{tags:?}");
     assert!(tags.contains(&"instance_index:1"), "{tags:?}");
-    assert_eq!(s["cloudfoundry.nozzle.app.memory.used"]["points"][0][1], 1024.0);
-    assert_eq!(s["cloudfoundry.nozzle.app.disk.used"]["points"][0][1], 2048.0);
-    assert_eq!(s["cloudfoundry.nozzle.app.memory.quota"]["points"][0][1], 4096.0);
-    assert_eq!(s["cloudfoundry.nozzle.app.disk.quota"]["points"][0][1], 8192.0);
+    assert_eq!(
+        s["cloudfoundry.nozzle.app.memory.used"]["points"][0][1],
+        1024.0
+    );
+    assert_eq!(
+        s["cloudfoundry.nozzle.app.disk.used"]["points"][0][1],
+        2048.0
+    );
+    assert_eq!(
+        s["cloudfoundry.nozzle.app.memory.quota"]["points"][0][1],
+        4096.0
+    );
+    assert_eq!(
+        s["cloudfoundry.nozzle.app.disk.quota"]["points"][0][1],
+        8192.0
+    );
     assert!(!s.keys().any(|k| k.contains("logs")));
 
     tc_cluster::eventually(
@@ -189,7 +252,16 @@ async fn metrics_reach_a_datadog_shaped_receiver() {
         "internal metrics",
     )
     .await;
-    assert!(registry.counter_value("datadog_request_errors", &[]).unwrap() >= 1, "the 500 was retried");
-    assert_eq!(registry.counter_value("datadog_series_dropped", &[]), Some(0));
+    assert!(
+        registry
+            .counter_value("datadog_request_errors", &[])
+            .unwrap()
+            >= 1,
+        "the 500 was retried"
+    );
+    assert_eq!(
+        registry.counter_value("datadog_series_dropped", &[]),
+        Some(0)
+    );
     shutdown.trigger();
 }

@@ -6,12 +6,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/tc_cluster.rs"]
-mod tc_cluster;
-#[path = "../nozzles/tests/support/receivers.rs"]
-mod receivers;
 #[path = "support/nozzle_sink.rs"]
 mod nozzle_sink;
+#[path = "../nozzles/tests/support/receivers.rs"]
+mod receivers;
+#[path = "support/tc_cluster.rs"]
+mod tc_cluster;
 
 use std::time::Duration;
 
@@ -40,10 +40,22 @@ async fn firehose_logs_reach_syslog_ng_over_tls() {
         "localhost".to_owned(),
     ));
     let shutdown = Shutdown::new();
-    tokio::spawn(syslog_nozzle::run(config, syslog_nozzle::Listeners::default(), shutdown.clone()));
+    tokio::spawn(syslog_nozzle::run(
+        config,
+        syslog_nozzle::Listeners::default(),
+        shutdown.clone(),
+    ));
     cluster.wait_subscriptions(1).await;
 
-    cluster.push(0, &[log_env(APP, "from doppler 0"), counter_env("filtered.out", 1)]).await;
+    cluster
+        .push(
+            0,
+            &[
+                log_env(APP, "from doppler 0"),
+                counter_env("filtered.out", 1),
+            ],
+        )
+        .await;
     cluster.push(1, &[log_env(APP, "from doppler 1")]).await;
     ng.wait_records(2, Duration::from_secs(15)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -61,7 +73,12 @@ async fn firehose_logs_reach_syslog_ng_over_tls() {
         assert_eq!(r.source_type, "APP/PROC/WEB");
         // v1 -> v2 conversion adds the envelope fields as tags.
         assert!(r.sdata.contains("origin=\"test-origin\""), "{}", r.sdata);
-        assert_eq!(r.isodate.len(), "2023-11-14T22:13:20.123456+00:00".len(), "{}", r.isodate);
+        assert_eq!(
+            r.isodate.len(),
+            "2023-11-14T22:13:20.123456+00:00".len(),
+            "{}",
+            r.isodate
+        );
     }
     shutdown.trigger();
 }
@@ -72,27 +89,50 @@ async fn syslog_outage_keeps_the_firehose_subscription() {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let sink = nozzle_sink::Sink::start(0, false, tx.clone()).await;
     let port = sink.port;
-    let mut config =
-        syslog_nozzle::Config::for_tests(&format!("ws://{}", cluster.tc_addr), "json-nozzle", &format!("127.0.0.1:{port}"));
+    let mut config = syslog_nozzle::Config::for_tests(
+        &format!("ws://{}", cluster.tc_addr),
+        "json-nozzle",
+        &format!("127.0.0.1:{port}"),
+    );
     config.format = Format::Json;
     config.events = syslog_nozzle::parse_events("LogMessage,CounterEvent").unwrap();
     config.firehose.filter = syslog_nozzle::filter_for(&config.events);
     let registry = config.registry.clone();
     let shutdown = Shutdown::new();
-    tokio::spawn(syslog_nozzle::run(config, syslog_nozzle::Listeners::default(), shutdown.clone()));
+    tokio::spawn(syslog_nozzle::run(
+        config,
+        syslog_nozzle::Listeners::default(),
+        shutdown.clone(),
+    ));
     cluster.wait_subscriptions(1).await;
 
-    cluster.push(0, &[log_env(APP, "before outage"), counter_env("requests", 3)]).await;
+    cluster
+        .push(
+            0,
+            &[log_env(APP, "before outage"), counter_env("requests", 3)],
+        )
+        .await;
     let mut lines = Vec::new();
     while lines.len() < 2 {
-        let l = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("json lines").unwrap();
-        lines.push(serde_json::from_slice::<serde_json::Value>(&l).expect("one JSON object per line"));
+        let l = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("json lines")
+            .unwrap();
+        lines.push(
+            serde_json::from_slice::<serde_json::Value>(&l).expect("one JSON object per line"),
+        );
     }
-    let log = lines.iter().find(|v| v.get("log").is_some()).expect("log line");
+    let log = lines
+        .iter()
+        .find(|v| v.get("log").is_some())
+        .expect("log line");
     assert_eq!(log["source_id"], APP);
     assert_eq!(log["tags"]["source_type"], "APP/PROC/WEB");
     assert_eq!(log["log"]["payload"], "YmVmb3JlIG91dGFnZQ=="); // base64("before outage")
-    let counter = lines.iter().find(|v| v.get("counter").is_some()).expect("counter line");
+    let counter = lines
+        .iter()
+        .find(|v| v.get("counter").is_some())
+        .expect("counter line");
     assert_eq!(counter["counter"]["name"], "requests");
     assert_eq!(counter["counter"]["delta"], "3");
 
@@ -106,7 +146,9 @@ async fn syslog_outage_keeps_the_firehose_subscription() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let _sink = nozzle_sink::Sink::start(port, false, tx).await;
     let mut payloads = Vec::new();
-    while !(payloads.contains(&"during outage 1".to_owned()) && payloads.contains(&"during outage 2".to_owned())) {
+    while !(payloads.contains(&"during outage 1".to_owned())
+        && payloads.contains(&"during outage 2".to_owned()))
+    {
         let l = tokio::time::timeout(Duration::from_secs(15), rx.recv())
             .await
             .unwrap_or_else(|_| panic!("resumed delivery; got {payloads:?}"))

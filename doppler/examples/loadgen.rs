@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use envelope_proto::loggregator_v2::{
-    self as v2, EgressBatchRequest, Envelope, Selector, egress_client::EgressClient,
-    selector::Message as SelMsg,
+    self as v2, EgressBatchRequest, Envelope, Selector, selector::Message as SelMsg,
 };
+use envelope_proto::raw::egress_client::EgressClient as RawEgressClient;
 use envelope_proto::raw::ingress_client::IngressClient;
 use plumbing::tls::dev::DevPki;
 use prost::Message;
@@ -49,7 +49,11 @@ fn batch_bytes() -> Bytes {
     let items: Vec<Bytes> = (0..100).map(|_| one.clone()).collect();
     let mut out = BytesMut::new();
     envelope_proto::batch::encode(&items, &mut out);
-    println!("envelope size {} bytes, batch {} bytes", one.len(), out.len());
+    println!(
+        "envelope size {} bytes, batch {} bytes",
+        one.len(),
+        out.len()
+    );
     out.freeze()
 }
 
@@ -61,7 +65,9 @@ async fn main() {
             DevPki::generate(std::path::Path::new(&args[2])).unwrap();
         }
         Some("run") => run(&args[2..]).await,
-        _ => println!("usage: loadgen pki <dir> | loadgen run <addr> <pki-dir> [secs] [subs] [rate] [pid]"),
+        _ => println!(
+            "usage: loadgen pki <dir> | loadgen run <addr> <pki-dir> [secs] [subs] [rate] [pid]"
+        ),
     }
 }
 
@@ -82,23 +88,27 @@ async fn run(args: &[String]) {
 
     let received = Arc::new(AtomicU64::new(0));
     for _ in 0..subs {
-        let mut stream = EgressClient::new(channel())
+        // Raw client: counts envelopes per batch without decoding them, so
+        // the subscriber side measures doppler, not prost.
+        let request = EgressBatchRequest {
+            selectors: vec![Selector {
+                source_id: String::new(),
+                message: Some(SelMsg::Log(v2::LogSelector {})),
+            }],
+            use_preferred_tags: true,
+            ..Default::default()
+        };
+        let mut stream = RawEgressClient::new(channel())
             .max_decoding_message_size(64 << 20)
-            .batched_receiver(EgressBatchRequest {
-                selectors: vec![Selector {
-                    source_id: String::new(),
-                    message: Some(SelMsg::Log(v2::LogSelector {})),
-                }],
-                use_preferred_tags: true,
-                ..Default::default()
-            })
+            .batched_receiver(Bytes::from(request.encode_to_vec()))
             .await
             .unwrap()
             .into_inner();
         let r = Arc::clone(&received);
         tokio::spawn(async move {
             while let Ok(Some(b)) = stream.message().await {
-                r.fetch_add(b.batch.len() as u64, Ordering::Relaxed);
+                let n = envelope_proto::batch::entries(&b).map_or(0, |e| e.len());
+                r.fetch_add(n as u64, Ordering::Relaxed);
             }
         });
     }

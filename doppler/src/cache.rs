@@ -19,6 +19,10 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use plumbing::metrics::Counter;
+
+use crate::envelope::Ingested;
+use crate::router::key::MessageKind;
 
 /// Cache limits.
 #[derive(Debug, Clone)]
@@ -74,6 +78,8 @@ pub struct AppCache {
     next_uid: u64,
     now: Instant,
     evicted: u64,
+    /// Metric mirror of `evicted`.
+    evictions: Counter,
 }
 
 impl AppCache {
@@ -87,7 +93,14 @@ impl AppCache {
             next_uid: 0,
             now: Instant::now(),
             evicted: 0,
+            evictions: Counter::detached(),
         }
+    }
+
+    /// Counts evictions (capacity and inactivity) in `counter` too.
+    pub fn with_eviction_counter(mut self, counter: Counter) -> Self {
+        self.evictions = counter;
+        self
     }
 
     /// Starts a batch of updates at `now`: an app touched several times in one
@@ -137,6 +150,7 @@ impl AppCache {
             };
             self.apps.remove(&victim);
             self.evicted += 1;
+            self.evictions.inc();
         }
         self.next_uid += 1;
         let key = (epoch, self.next_uid);
@@ -228,7 +242,53 @@ impl AppCache {
             }
         }
         self.evicted += removed as u64;
+        self.evictions.add(removed as u64);
         removed
+    }
+}
+
+/// Gauge metric names of a container metric (ToV2 of a v1 ContainerMetric).
+const CONTAINER_METRIC_NAMES: [&str; 5] = ["cpu", "memory", "disk", "memory_quota", "disk_quota"];
+
+/// Name-set hashes of gauges that are container metrics: the five names, and
+/// the five plus `instance_index`.
+pub fn container_metric_hashes() -> [u64; 2] {
+    let five = CONTAINER_METRIC_NAMES.iter().fold(0u64, |s, n| {
+        s.wrapping_add(envelope_proto::view::crc64(n.as_bytes()))
+    });
+    [
+        five,
+        five.wrapping_add(envelope_proto::view::crc64(b"instance_index")),
+    ]
+}
+
+impl AppCache {
+    /// Caches `item` if it is a log or a container metric. Entries are copies,
+    /// so a cached envelope does not keep a received batch buffer alive.
+    pub fn record(&mut self, item: &Ingested, cm_hashes: &[u64; 2]) {
+        let stored = || match &item.v1_original {
+            Some(v1) => Stored::V1(Bytes::copy_from_slice(v1)),
+            None => Stored::V2(Bytes::copy_from_slice(&item.v2)),
+        };
+        match item.key.kind {
+            MessageKind::Log if self.logs_enabled() => {
+                if let Ok(app) = std::str::from_utf8(&item.key.source_id) {
+                    self.push_log(app, stored());
+                }
+            }
+            MessageKind::Gauge if cm_hashes.contains(&item.key.name_hash) => {
+                let Ok(view) = envelope_proto::view::EnvelopeView::parse(&item.v2) else {
+                    return;
+                };
+                self.put_container_metric(
+                    view.source_id(),
+                    view.instance_id(),
+                    view.timestamp(),
+                    stored(),
+                );
+            }
+            _ => {}
+        }
     }
 }
 

@@ -11,17 +11,20 @@
 //! error tonic produces (`OutOfRange`).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use envelope_proto::batch;
 use envelope_proto::plumbing_v1::EnvelopeData;
 use envelope_proto::raw::doppler_ingestor_server::DopplerIngestor;
 use envelope_proto::raw::ingress_server::Ingress;
+use parking_lot::Mutex;
 use plumbing::ring::Ring;
 use plumbing::shutdown::Shutdown;
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::cache::AppCache;
 use crate::envelope::{self, Ingested, PrepStats};
 use crate::metrics::Metrics;
 use crate::subscriptions::Needs;
@@ -34,6 +37,11 @@ pub struct IngressService {
     metrics: Metrics,
     /// Ingress streams stop reading when shutdown starts.
     shutdown: Shutdown,
+    /// Recent-logs / container-metrics cache, fed here (in parallel across
+    /// ingress streams, one lock per received message) to keep the single
+    /// router task lean.
+    cache: Arc<Mutex<AppCache>>,
+    cm_hashes: [u64; 2],
 }
 
 impl IngressService {
@@ -43,42 +51,55 @@ impl IngressService {
         needs: Arc<Needs>,
         metrics: Metrics,
         shutdown: Shutdown,
+        cache: Arc<Mutex<AppCache>>,
     ) -> Self {
         Self {
             ring,
             needs,
             metrics,
             shutdown,
+            cache,
+            cm_hashes: crate::cache::container_metric_hashes(),
         }
     }
 
-    /// Accepts one encoded v2 envelope.
-    fn accept_v2(&self, env: Bytes, stats: &mut PrepStats) -> bool {
-        match envelope::from_v2(env, &self.needs, stats) {
-            Ok(item) => {
-                self.ring.push(item);
-                true
+    /// Caches and enqueues prepared envelopes (never blocks: the ring drops
+    /// its oldest entries when full).
+    fn enqueue(&self, items: &mut Vec<Ingested>) {
+        if items.is_empty() {
+            return;
+        }
+        {
+            let mut cache = self.cache.lock();
+            cache.begin(Instant::now());
+            for item in items.iter() {
+                cache.record(item, &self.cm_hashes);
             }
-            Err(_) => false,
+        }
+        for item in items.drain(..) {
+            self.ring.push(item);
         }
     }
 
     /// Accepts one encoded v2 batch; returns (accepted, invalid).
     pub fn accept_batch(&self, bytes: &Bytes) -> (u64, u64) {
         let mut stats = PrepStats::default();
-        let (mut ok, mut bad) = (0u64, 0u64);
+        let mut bad = 0u64;
+        let mut items = Vec::new();
         match batch::split(bytes) {
             Ok(envs) => {
+                items.reserve(envs.len());
                 for env in envs {
-                    if self.accept_v2(env, &mut stats) {
-                        ok += 1;
-                    } else {
-                        bad += 1;
+                    match envelope::from_v2(env, &self.needs, &mut stats) {
+                        Ok(item) => items.push(item),
+                        Err(_) => bad += 1,
                     }
                 }
             }
             Err(_) => bad += 1,
         }
+        let ok = items.len() as u64;
+        self.enqueue(&mut items);
         self.count(ok, bad, stats);
         (ok, bad)
     }
@@ -121,8 +142,12 @@ impl Ingress for IngressService {
     async fn sender(&self, request: Request<Streaming<Bytes>>) -> Result<Response<Bytes>, Status> {
         self.drain_stream(request.into_inner(), |s, env| {
             let mut stats = PrepStats::default();
-            let ok = s.accept_v2(env, &mut stats);
-            s.count(u64::from(ok), u64::from(!ok), stats);
+            let mut items: Vec<Ingested> = envelope::from_v2(env, &s.needs, &mut stats)
+                .into_iter()
+                .collect();
+            let ok = items.len() as u64;
+            s.enqueue(&mut items);
+            s.count(ok, 1 - ok, stats);
         })
         .await?;
         Ok(Response::new(Bytes::new()))
@@ -153,13 +178,10 @@ impl DopplerIngestor for IngressService {
             let accepted = EnvelopeData::decode(msg)
                 .ok()
                 .and_then(|d| envelope::from_v1(d.payload, &s.needs).ok());
-            match accepted {
-                Some(item) => {
-                    s.ring.push(item);
-                    s.count(1, 0, PrepStats::default());
-                }
-                None => s.count(0, 1, PrepStats::default()),
-            }
+            let mut items: Vec<Ingested> = accepted.into_iter().collect();
+            let ok = items.len() as u64;
+            s.enqueue(&mut items);
+            s.count(ok, 1 - ok, PrepStats::default());
         })
         .await?;
         Ok(Response::new(Bytes::new()))

@@ -55,7 +55,9 @@ pub async fn run(
     let metrics = Metrics::new(&registry);
     let ingress_ring = Arc::new(Ring::new(config.ingress_buffer_size.get()));
     let subs = subscriptions::Registry::new(metrics.subscriptions.clone());
-    let cache = Arc::new(Mutex::new(AppCache::new(config.cache.clone())));
+    let cache = Arc::new(Mutex::new(
+        AppCache::new(config.cache.clone()).with_eviction_counter(metrics.cache_evictions.clone()),
+    ));
 
     let router = Router {
         ingress: Arc::clone(&ingress_ring),
@@ -70,6 +72,7 @@ pub async fn run(
         Arc::clone(subs.needs()),
         metrics.clone(),
         shutdown.clone(),
+        Arc::clone(&cache),
     );
     let egress = EgressService::new(
         Arc::clone(&subs),

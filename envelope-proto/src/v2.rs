@@ -14,6 +14,13 @@
 //!   unmatched END_GROUP are errors.
 //!
 //! Decoding never panics and allocates only for what the input contains.
+//!
+//! Encoding is left to prost (`Message::encode`). Two differences from Go's
+//! deterministic encoder matter to anyone who re-encodes instead of
+//! forwarding the original bytes: prost writes the `message` oneof before
+//! `instance_id`/`tags` (Go writes it last; both are valid protobuf), and
+//! prost drops a `GaugeValue.value` of `-0.0` (proto3 default check by value;
+//! Go checks the bits and keeps it, so syslog/JSON would show `-0`).
 
 use bytes::Bytes;
 

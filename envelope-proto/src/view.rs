@@ -147,7 +147,7 @@ impl<'a> EnvelopeView<'a> {
                 (3, LEN) => check_deprecated_tag(r.bytes()?)?,
                 (9, LEN) => {
                     check_string_entry(r.bytes()?)?;
-                    self_min(&mut view.tags_start, start);
+                    lower_to(&mut view.tags_start, start);
                 }
                 (4, LEN) => {
                     let body = r.bytes()?;
@@ -465,7 +465,7 @@ impl<'a> Iterator for GaugeNames<'a> {
 }
 
 #[inline]
-fn self_min(slot: &mut usize, offset: usize) {
+fn lower_to(slot: &mut usize, offset: usize) {
     *slot = (*slot).min(offset);
 }
 

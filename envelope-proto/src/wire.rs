@@ -8,11 +8,12 @@
 //! - wire types 6 and 7 do not exist, and an END_GROUP (4) with no matching
 //!   START_GROUP is invalid;
 //! - a field whose wire type does not match its declaration is *not* an error:
-//!   the caller treats it as an unknown field and skips it with [`Reader::skip`];
+//!   the caller treats it as an unknown field and skips it (`Reader::skip`);
 //! - groups are skipped field by field up to the END_GROUP with the same number,
-//!   nested at most [`MAX_DEPTH`] deep.
+//!   nested at most 10000 deep (Go's recursion limit).
 //!
-//! The reader never panics and never allocates.
+//! The reader never panics; it allocates only to skip groups (a stack of the
+//! open group numbers, 4 bytes per START_GROUP present in the input).
 
 /// Largest valid field number (`2^29 - 1`).
 const MAX_FIELD_NUMBER: u64 = (1 << 29) - 1;

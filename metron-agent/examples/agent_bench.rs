@@ -11,7 +11,12 @@
 //! read per thread from `/proc/self/task`, so the agent's CPU per million
 //! envelopes excludes the generators and the sink.
 
-#![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(
+    clippy::print_stdout,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs
+)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,13 +52,17 @@ impl Ingress for Sink {
     async fn batch_sender(&self, r: Request<Streaming<Bytes>>) -> Result<Response<Bytes>, Status> {
         let mut s = r.into_inner();
         while let Some(b) = s.message().await? {
-            let n = envelope_proto::batch::split(&b).map(|s| s.len()).unwrap_or(0);
+            let n = envelope_proto::batch::split(&b)
+                .map(|s| s.len())
+                .unwrap_or(0);
             self.v2.fetch_add(n as u64, Ordering::Relaxed);
         }
         Ok(Response::new(Bytes::new()))
     }
     async fn send(&self, _r: Request<Bytes>) -> Result<Response<Bytes>, Status> {
-        Err(Status::unimplemented("this endpoint is not yet implemented"))
+        Err(Status::unimplemented(
+            "this endpoint is not yet implemented",
+        ))
     }
 }
 
@@ -84,6 +93,25 @@ fn thread_cpu(prefix: &str) -> f64 {
         ticks += f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     }
     ticks as f64 / 100.0
+}
+
+/// Write-type syscalls (`syscw` of `/proc/self/task/*/io`) of threads whose
+/// name starts with `prefix`.
+fn thread_syscw(prefix: &str) -> u64 {
+    let mut n = 0;
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.trim().starts_with(prefix) {
+            continue;
+        }
+        let io = std::fs::read_to_string(task.path().join("io")).unwrap_or_default();
+        n += io
+            .lines()
+            .find_map(|l| l.strip_prefix("syscw: "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    n
 }
 
 fn sample_envelope(i: usize) -> Bytes {
@@ -199,8 +227,11 @@ fn main() {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let cfg = plumbing::tls::client_config(&pki.files("client")).unwrap();
     let mut gens = Vec::new();
+    let guard = load_rt.enter();
     for _ in 0..conns {
-        let ch = plumbing::tls::grpc::channel(&grpc_addr.to_string(), Some((cfg.clone(), "metron"))).unwrap();
+        let ch =
+            plumbing::tls::grpc::channel(&grpc_addr.to_string(), Some((cfg.clone(), "metron")))
+                .unwrap();
         let encoded = encoded.clone();
         let stop = stop.clone();
         gens.push(load_rt.spawn(async move {
@@ -219,15 +250,20 @@ fn main() {
             let _ = call.await;
         }));
     }
+    drop(guard);
     let c0 = thread_cpu("agent");
     let s0 = sink.v2.load(Ordering::Relaxed);
-    let i0 = registry.counter_value("ingress", &[("metric_version", "2.0")]).unwrap_or(0);
+    let i0 = registry
+        .counter_value("ingress", &[("metric_version", "2.0")])
+        .unwrap_or(0);
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs(secs));
     let elapsed = t0.elapsed().as_secs_f64();
     let c1 = thread_cpu("agent");
     let s1 = sink.v2.load(Ordering::Relaxed);
-    let i1 = registry.counter_value("ingress", &[("metric_version", "2.0")]).unwrap_or(0);
+    let i1 = registry
+        .counter_value("ingress", &[("metric_version", "2.0")])
+        .unwrap_or(0);
     stop.store(true, Ordering::Relaxed);
     for g in gens {
         let _ = load_rt.block_on(g);
@@ -236,7 +272,10 @@ fn main() {
     let ingress = (i1 - i0) as f64;
     let cpu = c1 - c0;
     let dropped = registry
-        .counter_value("dropped", &[("direction", "ingress"), ("metric_version", "2.0")])
+        .counter_value(
+            "dropped",
+            &[("direction", "ingress"), ("metric_version", "2.0")],
+        )
         .unwrap_or(0);
     println!(
         "v2 gRPC: ingress {:.0} env/s, delivered to doppler stream {:.0} env/s, agent CPU {:.2} s over {:.1} s ({:.0}% of a core), {:.3} CPU-s per million delivered, ~{:.0} env/s per agent core; ring drops {}",
@@ -270,28 +309,38 @@ fn main() {
             .unwrap()
     };
     let c0 = thread_cpu("agent");
+    let w0 = thread_syscw("agent");
     let s0 = sink.v1.load(Ordering::Relaxed);
-    let i0 = registry.counter_value("ingress", &[("metric_version", "1.0")]).unwrap_or(0);
+    let i0 = registry
+        .counter_value("ingress", &[("metric_version", "1.0")])
+        .unwrap_or(0);
     let n0 = sent.load(Ordering::Relaxed);
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs(secs));
     let elapsed = t0.elapsed().as_secs_f64();
     let c1 = thread_cpu("agent");
+    let w1 = thread_syscw("agent");
     let s1 = sink.v1.load(Ordering::Relaxed);
-    let i1 = registry.counter_value("ingress", &[("metric_version", "1.0")]).unwrap_or(0);
+    let i1 = registry
+        .counter_value("ingress", &[("metric_version", "1.0")])
+        .unwrap_or(0);
     let n1 = sent.load(Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
     let _ = sender.join();
     let ring = registry
-        .counter_value("dropped", &[("direction", "all"), ("metric_version", "1.0")])
+        .counter_value(
+            "dropped",
+            &[("direction", "all"), ("metric_version", "1.0")],
+        )
         .unwrap_or(0);
     println!(
-        "v1 UDP: sent {:.0} dgram/s, read {:.0} dgram/s, delivered {:.0} env/s, agent CPU {:.0}% of a core, {:.3} CPU-s per million read; ring drops {}",
+        "v1 UDP: sent {:.0} dgram/s, read {:.0} dgram/s, delivered {:.0} env/s, agent CPU {:.0}% of a core, {:.3} CPU-s per million read; {:.1} Pusher messages per agent write syscall; ring drops {}",
         (n1 - n0) as f64 / elapsed,
         (i1 - i0) as f64 / elapsed,
         (s1 - s0) as f64 / elapsed,
         (c1 - c0) / elapsed * 100.0,
         (c1 - c0) / ((i1 - i0) as f64 / 1e6),
+        (s1 - s0) as f64 / (w1 - w0).max(1) as f64,
         ring
     );
     shutdown.trigger();

@@ -170,7 +170,10 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
             startup(&format!("agent v1 API started on addr {addr}"));
         }
     }
-    startup(&format!("agent v2 API started on addr {}", config.grpc_addr));
+    startup(&format!(
+        "agent v2 API started on addr {}",
+        config.grpc_addr
+    ));
     startup(&format!("grpc bound to: {}", listeners.grpc.local_addr()?));
     let shutdown = Shutdown::new();
     tokio::spawn(shutdown.clone().wait_for_signal());

@@ -127,7 +127,9 @@ impl RawConfig {
                 v.trim()
                     .parse::<u64>()
                     .map(|ms| format!("{ms}ms"))
-                    .map_err(|e| ConfigError::invalid("AGENT_METRIC_BATCH_INTERVAL_MILLISECONDS", &v, e))
+                    .map_err(|e| {
+                        ConfigError::invalid("AGENT_METRIC_BATCH_INTERVAL_MILLISECONDS", &v, e)
+                    })
             })
             .transpose()?;
         Ok(Self {
@@ -183,14 +185,21 @@ impl RawConfig {
         for d in dopplers.iter().chain(with_az.iter()) {
             check_host_port(d)?;
         }
-        let addr = |field: &'static str, v: Option<String>, default: &str| -> Result<SocketAddr, ConfigError> {
+        let addr = |field: &'static str,
+                    v: Option<String>,
+                    default: &str|
+         -> Result<SocketAddr, ConfigError> {
             let v = v.unwrap_or_else(|| default.to_owned());
             v.parse().map_err(|e| ConfigError::invalid(field, &v, e))
         };
         let udp_addr = if self.disable_udp.unwrap_or(false) {
             None
         } else {
-            Some(addr("udp_addr (AGENT_INCOMING_UDP_PORT)", self.udp_addr, "127.0.0.1:3457")?)
+            Some(addr(
+                "udp_addr (AGENT_INCOMING_UDP_PORT)",
+                self.udp_addr,
+                "127.0.0.1:3457",
+            )?)
         };
         let cipher_suites = self
             .cipher_suites
@@ -235,18 +244,25 @@ impl RawConfig {
         };
         let nonzero = |field: &'static str, v: Option<usize>, default: usize| {
             let v = v.unwrap_or(default);
-            NonZeroUsize::new(v).ok_or_else(|| ConfigError::invalid(field, &v.to_string(), "must be at least 1"))
+            NonZeroUsize::new(v)
+                .ok_or_else(|| ConfigError::invalid(field, &v.to_string(), "must be at least 1"))
         };
         let duration = |field: &'static str, v: Option<String>, default: Duration| {
-            v.map(|s| plumbing::env::parse_go_duration(&s).map_err(|e| ConfigError::invalid(field, &s, e)))
-                .transpose()
-                .map(|d| d.unwrap_or(default))
+            v.map(|s| {
+                plumbing::env::parse_go_duration(&s).map_err(|e| ConfigError::invalid(field, &s, e))
+            })
+            .transpose()
+            .map(|d| d.unwrap_or(default))
         };
         let recycle = self.recycle_after_writes.unwrap_or(100_000);
         Ok(Config {
             udp_addr,
             grpc_addr: addr("grpc_addr (AGENT_PORT)", self.grpc_addr, "127.0.0.1:3458")?,
-            admin_addr: addr("admin_addr (METRICS_PORT)", self.admin_addr, "127.0.0.1:14824")?,
+            admin_addr: addr(
+                "admin_addr (METRICS_PORT)",
+                self.admin_addr,
+                "127.0.0.1:14824",
+            )?,
             tls: TlsPaths {
                 ca: self.ca_file.unwrap_or_default(),
                 cert: self.cert_file.unwrap_or_default(),
@@ -271,9 +287,21 @@ impl RawConfig {
                 Duration::from_secs(60),
             )?,
             metric_source_id: self.metric_source_id.unwrap_or_else(|| "metron".to_owned()),
-            resolve_interval: duration("resolve_interval", self.resolve_interval, Duration::from_secs(10))?,
-            drop_log_interval: duration("drop_log_interval", self.drop_log_interval, Duration::from_secs(1))?,
-            shutdown_grace: duration("shutdown_grace", self.shutdown_grace, Duration::from_secs(5))?,
+            resolve_interval: duration(
+                "resolve_interval",
+                self.resolve_interval,
+                Duration::from_secs(10),
+            )?,
+            drop_log_interval: duration(
+                "drop_log_interval",
+                self.drop_log_interval,
+                Duration::from_secs(1),
+            )?,
+            shutdown_grace: duration(
+                "shutdown_grace",
+                self.shutdown_grace,
+                Duration::from_secs(5),
+            )?,
         })
     }
 }
@@ -493,7 +521,9 @@ mod tests {
             .expect_err("missing");
         assert_eq!(
             err,
-            ConfigError::Missing("AGENT_CA_FILE, AGENT_CERT_FILE, AGENT_KEY_FILE, ROUTER_ADDR".into())
+            ConfigError::Missing(
+                "AGENT_CA_FILE, AGENT_CERT_FILE, AGENT_KEY_FILE, ROUTER_ADDR".into()
+            )
         );
         assert!(err.to_string().starts_with(
             "missing required environment variables: AGENT_CA_FILE, AGENT_CERT_FILE, AGENT_KEY_FILE, ROUTER_ADDR"
@@ -502,8 +532,12 @@ mod tests {
 
     #[test]
     fn empty_values_mean_unset_and_bools_are_strict() {
-        let c = load(&[("AGENT_PORT", ""), ("LOGS_DISABLED", "TRUE"), ("AGENT_DISABLE_UDP", "yes")])
-            .expect("valid");
+        let c = load(&[
+            ("AGENT_PORT", ""),
+            ("LOGS_DISABLED", "TRUE"),
+            ("AGENT_DISABLE_UDP", "yes"),
+        ])
+        .expect("valid");
         assert_eq!(c.grpc_addr.port(), 3458);
         assert!(!c.logs_disabled);
         assert!(c.udp_addr.is_some());
@@ -523,7 +557,11 @@ mod tests {
         let err = load(&[("ROUTER_ADDR", "nohostport")]).expect_err("invalid");
         assert!(err.to_string().contains("ROUTER_ADDR"), "{err}");
         let err = load(&[("AGENT_METRIC_BATCH_INTERVAL_MILLISECONDS", "-1")]).expect_err("invalid");
-        assert!(err.to_string().contains("AGENT_METRIC_BATCH_INTERVAL_MILLISECONDS"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("AGENT_METRIC_BATCH_INTERVAL_MILLISECONDS"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -575,6 +613,9 @@ mod tests {
             metrics_interval: Some("1m30s".into()),
             ..RawConfig::from_env(env(BASE)).expect("env")
         };
-        assert_eq!(raw.validate().expect("valid").metrics_interval, Duration::from_secs(90));
+        assert_eq!(
+            raw.validate().expect("valid").metrics_interval,
+            Duration::from_secs(90)
+        );
     }
 }

@@ -52,8 +52,8 @@ impl Average {
         }
         self.bytes += bytes;
         self.count += count;
-        if self.count > 0 {
-            self.gauge.set(i64::try_from(self.bytes / self.count).unwrap_or(i64::MAX));
+        if let Some(avg) = self.bytes.checked_div(self.count) {
+            self.gauge.set(i64::try_from(avg).unwrap_or(i64::MAX));
         }
     }
 }
@@ -92,7 +92,13 @@ fn log_v1_drops(n: u64) {
 }
 
 /// The v2 loop; returns when the ring is closed and empty.
-pub async fn run_v2(ring: Arc<Ring<Bytes>>, pool: Pool, metrics: Metrics, batch_size: usize, drop_log_interval: Duration) {
+pub async fn run_v2(
+    ring: Arc<Ring<Bytes>>,
+    pool: Pool,
+    metrics: Metrics,
+    batch_size: usize,
+    drop_log_interval: Duration,
+) {
     let mut drops = Drops {
         counter: metrics.dropped_ingress_v2.clone(),
         interval: drop_log_interval,
@@ -223,7 +229,11 @@ mod tests {
         }
         ring.close();
         run_v2(ring, pool, metrics.clone(), 4, Duration::from_secs(1)).await;
-        assert_eq!(metrics.dropped_ingress_v2.get(), 5, "15 pushed into 10 slots");
+        assert_eq!(
+            metrics.dropped_ingress_v2.get(),
+            5,
+            "15 pushed into 10 slots"
+        );
         assert_eq!(metrics.dropped_egress_v2.get(), 10, "no doppler accepts");
         assert_eq!(metrics.egress_v2.get(), 0);
         assert_eq!(metrics.average_envelopes_v2.get(), 3);

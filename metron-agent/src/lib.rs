@@ -12,8 +12,8 @@
 //! ```
 //!
 //! Layout:
-//! - [`config`]: raw settings (file, upstream env vars, flags) → validated [`Config`].
-//! - [`error`]: [`Error`].
+//! - [`config`]: raw settings (file, upstream env vars, flags), validated into [`Config`].
+//! - [`error`]: the crate's [`Error`] type.
 //! - [`metrics`]: metric handles (upstream names) from a passed-in registry.
 //! - [`ingress`]: UDP v1 reader and the v2 `Ingress` gRPC service.
 //! - [`process`]: per-envelope processing: v1 validation and identity fields,
@@ -21,8 +21,8 @@
 //! - [`egress`]: ring → batch → doppler pool loops, drop accounting.
 //! - [`pool`]: the doppler pool (discovery, stream managers, rebalancing).
 //! - [`own_metrics`]: the agent's metrics as v2 envelopes (source_id `metron`).
-//! - [`server`]: assembly and shutdown order; [`run`] / [`run_with_registry`].
-//! - [`cli`]: flags, file and environment → [`Config`]; startup lines.
+//! - [`server`]: assembly and shutdown order, behind [`run`] and [`run_with_registry`].
+//! - [`cli`]: flags, file and environment into a [`Config`], startup lines.
 //!
 //! ## v2 hot path
 //!
@@ -42,6 +42,30 @@
 //!
 //! Processing runs on the ingress connection's task (so it scales with
 //! connections), before the ring; counter totals are behind one lock.
+//!
+//! ## Configuration and deviations from upstream
+//!
+//! Settings come from a TOML file, the upstream environment variables
+//! (upstream-config.md §7, upstream parsing rules) and flags, in increasing
+//! precedence; errors name the variable and exit 1 (upstream panics).
+//! Deliberate differences, all documented where they live:
+//! - v2 default tags are exactly `AGENT_TAGS`; when it is unset, the non-empty
+//!   `AGENT_DEPLOYMENT/JOB/INDEX/IP` (what BOSH renders into `AGENT_TAGS`).
+//! - Counter totals and tagging happen before the ring (on the ingress task),
+//!   not after it; totals therefore include counters later lost in the ring.
+//! - v1 datagrams are decoded on the egress side of the v1 ring (as upstream),
+//!   and the UDP socket asks for an 8 MiB receive buffer.
+//! - The pool dials the least-used resolved address (upstream: random),
+//!   avoids addresses whose dial just failed, and a resolver task recycles a
+//!   stream when a new doppler address appears or one disappears; upstream
+//!   only rebalances by recycling after ~100,000 writes (also done here).
+//! - When every stream is full the writer waits up to 1 s, then drops the
+//!   batch (`dropped{direction="egress"}`); upstream blocks in `Send`.
+//! - The admin endpoint is plain HTTP on localhost (upstream: Prometheus over
+//!   mTLS with `METRICS_*_FILE_PATH`, which are accepted and ignored);
+//!   `ROUTER_ADDR_WITH_AZ` gets `@` → `-` but no IDNA conversion.
+//! - Own metrics (`AGENT_METRIC_BATCH_INTERVAL_MILLISECONDS`,
+//!   `AGENT_METRIC_SOURCE_ID`, read but unused upstream) are emitted.
 //!
 //! Dependency rule: depends only on `envelope-proto` and `plumbing`; never on
 //! another component.

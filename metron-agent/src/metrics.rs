@@ -48,8 +48,10 @@ impl Metrics {
     pub fn new(registry: &Registry) -> Self {
         let v1 = ("metric_version", "1.0");
         let v2 = ("metric_version", "2.0");
-        let c = |name: &str, help: &str, labels: &[(&str, &str)]| registry.counter(name, help, labels);
-        let g = |name: &str, help: &str, labels: &[(&str, &str)]| registry.gauge(name, help, labels);
+        let c =
+            |name: &str, help: &str, labels: &[(&str, &str)]| registry.counter(name, help, labels);
+        let g =
+            |name: &str, help: &str, labels: &[(&str, &str)]| registry.gauge(name, help, labels);
         let dropped = "Envelopes lost, by direction";
         Self {
             ingress_v1: c("ingress", "Envelopes received", &[v1]),
@@ -60,11 +62,31 @@ impl Metrics {
             dropped_ingress_v2: c("dropped", dropped, &[("direction", "ingress"), v2]),
             dropped_egress_v1: c("dropped", dropped, &[("direction", "egress"), v1]),
             dropped_egress_v2: c("dropped", dropped, &[("direction", "egress"), v2]),
-            invalid_v1: c("invalid_envelopes", "Malformed or invalid envelopes discarded", &[v1]),
-            invalid_v2: c("invalid_envelopes", "Malformed or invalid envelopes discarded", &[v2]),
-            logs_disabled: c("logs_disabled_dropped", "v2 logs discarded because logs are disabled", &[v2]),
-            origin_mappings: c("origin_mappings", "source_id taken from the origin tag", &[v2]),
-            doppler_connections: g("doppler_connections", "Established doppler connections", &[]),
+            invalid_v1: c(
+                "invalid_envelopes",
+                "Malformed or invalid envelopes discarded",
+                &[v1],
+            ),
+            invalid_v2: c(
+                "invalid_envelopes",
+                "Malformed or invalid envelopes discarded",
+                &[v2],
+            ),
+            logs_disabled: c(
+                "logs_disabled_dropped",
+                "v2 logs discarded because logs are disabled",
+                &[v2],
+            ),
+            origin_mappings: c(
+                "origin_mappings",
+                "source_id taken from the origin tag",
+                &[v2],
+            ),
+            doppler_connections: g(
+                "doppler_connections",
+                "Established doppler connections",
+                &[],
+            ),
             doppler_v1_streams: g("doppler_v1_streams", "Established Pusher streams", &[]),
             doppler_v2_streams: g("doppler_v2_streams", "Established BatchSender streams", &[]),
             average_envelopes_v1: g(

@@ -17,6 +17,13 @@ use prost::Message as _;
 use crate::metrics::Metrics;
 use crate::process::v2::V2Processor;
 
+/// A counter emitted as an envelope: name, tags, handle.
+type Emitted<'a> = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'a MetricCounter,
+);
+
 /// Emits until shutdown; does nothing when `interval` is zero.
 pub async fn run(
     interval: Duration,
@@ -30,16 +37,36 @@ pub async fn run(
         return;
     }
     let m = &metrics;
-    let counters: Vec<(&str, &[(&str, &str)], &MetricCounter)> = vec![
+    let counters: Vec<Emitted<'_>> = vec![
         ("ingress", &[("metric_version", "1.0")], &m.ingress_v1),
         ("ingress", &[("metric_version", "2.0")], &m.ingress_v2),
         ("egress", &[("metric_version", "1.0")], &m.egress_v1),
         ("egress", &[("metric_version", "2.0")], &m.egress_v2),
-        ("dropped", &[("direction", "all"), ("metric_version", "1.0")], &m.dropped_ring_v1),
-        ("dropped", &[("direction", "ingress"), ("metric_version", "2.0")], &m.dropped_ingress_v2),
-        ("dropped", &[("direction", "egress"), ("metric_version", "1.0")], &m.dropped_egress_v1),
-        ("dropped", &[("direction", "egress"), ("metric_version", "2.0")], &m.dropped_egress_v2),
-        ("origin_mappings", &[("metric_version", "2.0")], &m.origin_mappings),
+        (
+            "dropped",
+            &[("direction", "all"), ("metric_version", "1.0")],
+            &m.dropped_ring_v1,
+        ),
+        (
+            "dropped",
+            &[("direction", "ingress"), ("metric_version", "2.0")],
+            &m.dropped_ingress_v2,
+        ),
+        (
+            "dropped",
+            &[("direction", "egress"), ("metric_version", "1.0")],
+            &m.dropped_egress_v1,
+        ),
+        (
+            "dropped",
+            &[("direction", "egress"), ("metric_version", "2.0")],
+            &m.dropped_egress_v2,
+        ),
+        (
+            "origin_mappings",
+            &[("metric_version", "2.0")],
+            &m.origin_mappings,
+        ),
     ];
     let mut last = vec![0u64; counters.len()];
     let mut ticker = tokio::time::interval(interval);
@@ -55,7 +82,10 @@ pub async fn run(
         let base = |tags: &[(&str, &str)]| Envelope {
             timestamp: now,
             source_id: source_id.clone(),
-            tags: tags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             ..Default::default()
         };
         for (i, (name, tags, counter)) in counters.iter().enumerate() {
@@ -71,7 +101,11 @@ pub async fn run(
         }
         let mut gauge = Gauge::default();
         for (name, unit, v) in [
-            ("doppler_connections", "connections", m.doppler_connections.get()),
+            (
+                "doppler_connections",
+                "connections",
+                m.doppler_connections.get(),
+            ),
             ("doppler_v1_streams", "streams", m.doppler_v1_streams.get()),
             ("doppler_v2_streams", "streams", m.doppler_v2_streams.get()),
         ] {

@@ -137,7 +137,10 @@ impl Failures {
     }
 
     pub(crate) fn recent(&self, addr: &SocketAddr) -> bool {
-        self.0.lock().get(addr).is_some_and(|t| t.elapsed() < FAILURE_MEMORY)
+        self.0
+            .lock()
+            .get(addr)
+            .is_some_and(|t| t.elapsed() < FAILURE_MEMORY)
     }
 }
 
@@ -156,7 +159,9 @@ impl Pool {
     /// Starts `config.streams` managers and the rebalancer on `shutdown`'s
     /// tracker.
     pub fn start(config: PoolConfig, gauges: PoolGauges, shutdown: &Shutdown) -> Self {
-        let slots: Arc<[Arc<Slot>]> = (0..config.streams.max(1)).map(|_| Arc::new(Slot::default())).collect();
+        let slots: Arc<[Arc<Slot>]> = (0..config.streams.max(1))
+            .map(|_| Arc::new(Slot::default()))
+            .collect();
         let config = Arc::new(config);
         let failures = Arc::new(Failures::default());
         for slot in slots.iter() {
@@ -208,7 +213,9 @@ impl Pool {
                 Err(mpsc::error::TrySendError::Closed(())) => {}
             }
         }
-        let Some((i, tx)) = full else { return Err(NoStream) };
+        let Some((i, tx)) = full else {
+            return Err(NoStream);
+        };
         match tokio::time::timeout(FULL_WAIT, tx.reserve_many(n)).await {
             Ok(Ok(permits)) => {
                 for (permit, msg) in permits.zip(msgs) {
@@ -235,7 +242,12 @@ pub(crate) fn usage(slots: &[Arc<Slot>]) -> BTreeMap<SocketAddr, usize> {
 
 /// Periodic re-resolution: recycle one stream when an address is unused while
 /// another carries several streams, or when a stream's address vanished.
-async fn rebalance(slots: Arc<[Arc<Slot>]>, failures: Arc<Failures>, config: Arc<PoolConfig>, shutdown: Shutdown) {
+async fn rebalance(
+    slots: Arc<[Arc<Slot>]>,
+    failures: Arc<Failures>,
+    config: Arc<PoolConfig>,
+    shutdown: Shutdown,
+) {
     if config.resolve_interval.is_zero() {
         return;
     }
@@ -244,7 +256,9 @@ async fn rebalance(slots: Arc<[Arc<Slot>]>, failures: Arc<Failures>, config: Arc
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(config.resolve_interval) => {}
         }
-        let Ok(addrs) = config.discovery.resolve().await else { continue };
+        let Ok(addrs) = config.discovery.resolve().await else {
+            continue;
+        };
         let used = usage(&slots);
         // A stream whose doppler left the resolution.
         if let Some(s) = slots
@@ -255,8 +269,13 @@ async fn rebalance(slots: Arc<[Arc<Slot>]>, failures: Arc<Failures>, config: Arc
             s.recycle.notify_one();
             continue;
         }
-        let unused = addrs.iter().any(|a| !used.contains_key(a) && !failures.recent(a));
-        let busiest = used.iter().max_by_key(|(_, n)| **n).filter(|(_, n)| **n > 1);
+        let unused = addrs
+            .iter()
+            .any(|a| !used.contains_key(a) && !failures.recent(a));
+        let busiest = used
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .filter(|(_, n)| **n > 1);
         if let (true, Some((addr, _))) = (unused, busiest)
             && let Some(s) = slots.iter().find(|s| *s.addr.lock() == Some(*addr))
         {

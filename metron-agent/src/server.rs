@@ -25,7 +25,12 @@ use crate::process::v2::V2Processor;
 use crate::{Listeners, egress, ingress, own_metrics};
 
 /// Runs the agent until `shutdown` triggers; see [`crate::run`].
-pub async fn run(config: Config, listeners: Listeners, shutdown: Shutdown, registry: Registry) -> Result<(), Error> {
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: Shutdown,
+    registry: Registry,
+) -> Result<(), Error> {
     let metrics = Metrics::new(&registry);
     let files = TlsFiles::new(&config.tls.ca, &config.tls.cert, &config.tls.key);
     let server_options = TlsOptions {
@@ -60,7 +65,10 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: Shutdown, regis
     );
 
     let v2_ring: Arc<Ring<Bytes>> = Arc::new(Ring::new(config.ingress_buffer_size.get()));
-    let v2_processor = Arc::new(V2Processor::new(config.default_tags.clone(), config.logs_disabled));
+    let v2_processor = Arc::new(V2Processor::new(
+        config.default_tags.clone(),
+        config.logs_disabled,
+    ));
     let egress_tasks = tokio_util::task::TaskTracker::new();
     egress_tasks.spawn(egress::run_v2(
         v2_ring.clone(),
@@ -90,7 +98,12 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: Shutdown, regis
             config.batch_size.get(),
             config.drop_log_interval,
         ));
-        shutdown.spawn(ingress::udp::run(socket, ring.clone(), metrics.clone(), shutdown.clone()));
+        shutdown.spawn(ingress::udp::run(
+            socket,
+            ring.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        ));
         v1_ring = Some(ring);
     }
     egress_tasks.close();
@@ -104,16 +117,23 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: Shutdown, regis
         shutdown.clone(),
     ));
     if let Some(admin) = listeners.admin {
-        shutdown.spawn(plumbing::admin::serve(admin, registry.clone(), shutdown.clone()));
+        shutdown.spawn(plumbing::admin::serve(
+            admin,
+            registry.clone(),
+            shutdown.clone(),
+        ));
     }
 
     let service = IngressService::new(v2_processor, v2_ring.clone(), metrics.clone());
     let signal = shutdown.clone();
     let grpc = server_builder()
         .add_service(IngressServer::new(service).max_decoding_message_size(MAX_MESSAGE_SIZE))
-        .serve_with_incoming_shutdown(serve_incoming(listeners.grpc, Some(server_tls)), async move {
-            signal.cancelled().await;
-        });
+        .serve_with_incoming_shutdown(
+            serve_incoming(listeners.grpc, Some(server_tls)),
+            async move {
+                signal.cancelled().await;
+            },
+        );
     // Graceful shutdown waits for open client streams; emitters may keep
     // theirs open forever, so the server gets the grace period, no more.
     let grace = config.shutdown_grace;

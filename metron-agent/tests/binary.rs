@@ -22,7 +22,10 @@ fn base_env(pki: &DevPki) -> Vec<(&'static str, String)> {
         ("AGENT_PORT", "0".to_owned()),
         ("AGENT_INCOMING_UDP_PORT", "0".to_owned()),
         ("METRICS_PORT", "0".to_owned()),
-        ("AGENT_TAGS", "auto-tag-1:auto-tag-value-1,auto-tag-2:auto-tag-value-2".to_owned()),
+        (
+            "AGENT_TAGS",
+            "auto-tag-1:auto-tag-value-1,auto-tag-2:auto-tag-value-2".to_owned(),
+        ),
         ("ROUTER_ADDR_WITH_AZ", ":8082".to_owned()),
         ("AGENT_METRIC_SOURCE_ID", String::new()),
     ]
@@ -34,7 +37,10 @@ fn run_to_exit(env: &[(&str, String)]) -> (i32, String) {
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -51,12 +57,19 @@ fn missing_required_variables_exit_non_zero_naming_them() {
 fn bad_values_exit_non_zero_naming_the_variable() {
     let dir = tempfile::tempdir().unwrap();
     let pki = DevPki::generate(dir.path()).unwrap();
-    for (var, value) in [("AGENT_PORT", "abc"), ("AGENT_TAGS", "nocolon"), ("AGENT_CIPHER_SUITES", "RC4")] {
+    for (var, value) in [
+        ("AGENT_PORT", "abc"),
+        ("AGENT_TAGS", "nocolon"),
+        ("AGENT_CIPHER_SUITES", "RC4"),
+    ] {
         let mut env = base_env(&pki);
         env.push((var, value.to_owned()));
         let (code, stderr) = run_to_exit(&env);
         assert_ne!(code, 0, "{var}");
-        assert!(stderr.contains(var) || stderr.contains("no valid ciphers"), "{var}: {stderr}");
+        assert!(
+            stderr.contains(var) || stderr.contains("no valid ciphers"),
+            "{var}: {stderr}"
+        );
     }
     let mut env = base_env(&pki);
     env.retain(|(k, _)| *k != "AGENT_CERT_FILE");
@@ -89,8 +102,18 @@ fn startup_lines_and_admin_endpoint() {
     });
     let mut lines = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
-    let wanted = ["starting loggregator-agent", "metrics bound to: ", "udp bound to: ", "grpc bound to: ", "agent v2 API started on addr 127.0.0.1:0", "failed to connect: "];
-    while !wanted.iter().all(|w| lines.iter().any(|l: &String| l.contains(w))) {
+    let wanted = [
+        "starting loggregator-agent",
+        "metrics bound to: ",
+        "udp bound to: ",
+        "grpc bound to: ",
+        "agent v2 API started on addr 127.0.0.1:0",
+        "failed to connect: ",
+    ];
+    while !wanted
+        .iter()
+        .all(|w| lines.iter().any(|l: &String| l.contains(w)))
+    {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(l) => lines.push(l),
@@ -98,25 +121,42 @@ fn startup_lines_and_admin_endpoint() {
         }
     }
     for w in wanted {
-        assert!(lines.iter().any(|l| l.contains(w)), "missing {w:?} in {lines:#?}");
+        assert!(
+            lines.iter().any(|l| l.contains(w)),
+            "missing {w:?} in {lines:#?}"
+        );
     }
     let find = |prefix: &str| -> String {
         let l = lines.iter().find(|l| l.contains(prefix)).unwrap();
         l.split(prefix).nth(1).unwrap().trim().to_owned()
     };
     let grpc = find("grpc bound to: ");
-    assert!(grpc.starts_with("127.0.0.1:") && !grpc.ends_with(":0"), "{grpc}");
+    assert!(
+        grpc.starts_with("127.0.0.1:") && !grpc.ends_with(":0"),
+        "{grpc}"
+    );
     let metrics = find("metrics bound to: ");
     let mut s = std::net::TcpStream::connect(&metrics).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .unwrap();
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();
-    for m in ["doppler_v1_streams", "doppler_v2_streams", "doppler_connections", "ingress{metric_version=\"2.0\"}"] {
+    for m in [
+        "doppler_v1_streams",
+        "doppler_v2_streams",
+        "doppler_connections",
+        "ingress{metric_version=\"2.0\"}",
+    ] {
         assert!(body.contains(m), "{m} missing from {body}");
     }
     child.kill().unwrap();
     let _ = child.wait();
     let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     assert_eq!(out, "", "stdout stays empty");
 }

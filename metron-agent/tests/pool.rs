@@ -43,7 +43,9 @@ impl Ingress for Sink {
         self.drain(r).await
     }
     async fn send(&self, _r: Request<Bytes>) -> Result<Response<Bytes>, Status> {
-        Err(Status::unimplemented("this endpoint is not yet implemented"))
+        Err(Status::unimplemented(
+            "this endpoint is not yet implemented",
+        ))
     }
 }
 
@@ -72,7 +74,10 @@ async fn start_sink() -> (Sink, std::net::SocketAddr, Kill) {
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (kill_tx, kill_rx) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.spawn(async move {
             let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
             addr_tx.send(l.local_addr().unwrap()).unwrap();
@@ -93,11 +98,19 @@ async fn start_sink() -> (Sink, std::net::SocketAddr, Kill) {
         });
         rt.shutdown_background();
     });
-    let addr = tokio::task::spawn_blocking(move || addr_rx.recv().unwrap()).await.unwrap();
+    let addr = tokio::task::spawn_blocking(move || addr_rx.recv().unwrap())
+        .await
+        .unwrap();
     (sink, addr, Kill(Some(kill_tx)))
 }
 
-fn pool(protocol: Protocol, streams: usize, addrs: Vec<String>, recycle: u64, shutdown: &Shutdown) -> (Pool, Gauge) {
+fn pool(
+    protocol: Protocol,
+    streams: usize,
+    addrs: Vec<String>,
+    recycle: u64,
+    shutdown: &Shutdown,
+) -> (Pool, Gauge) {
     let gauge = Gauge::detached();
     let p = Pool::start(
         PoolConfig {
@@ -143,9 +156,19 @@ async fn writes_reach_the_sink_and_streams_are_recycled() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    eventually(|| sink.messages.load(Ordering::Relaxed) == ok, "every accepted write arrives").await;
-    assert!(ok >= 2900, "most writes accepted while streams recycle: {ok}");
-    assert!(sink.streams.load(Ordering::Relaxed) >= 3, "streams were recycled");
+    eventually(
+        || sink.messages.load(Ordering::Relaxed) == ok,
+        "every accepted write arrives",
+    )
+    .await;
+    assert!(
+        ok >= 2900,
+        "most writes accepted while streams recycle: {ok}"
+    );
+    assert!(
+        sink.streams.load(Ordering::Relaxed) >= 3,
+        "streams were recycled"
+    );
     shutdown.trigger();
 }
 
@@ -173,14 +196,24 @@ async fn a_broken_stream_is_skipped_and_replaced() {
         "20 delivered",
     )
     .await;
-    assert!(sink_a.messages.load(Ordering::Relaxed) > 0 && sink_b.messages.load(Ordering::Relaxed) > 0);
+    assert!(
+        sink_a.messages.load(Ordering::Relaxed) > 0 && sink_b.messages.load(Ordering::Relaxed) > 0
+    );
     // Sink A goes away: its streams end; writes keep succeeding on B.
     drop(stop_a);
-    eventually(|| p.live_streams() <= 2 || sink_a.streams.load(Ordering::Relaxed) > 2, "A's streams end").await;
+    eventually(
+        || p.live_streams() <= 2 || sink_a.streams.load(Ordering::Relaxed) > 2,
+        "A's streams end",
+    )
+    .await;
     let before_b = sink_b.messages.load(Ordering::Relaxed);
     for _ in 0..20 {
         p.write(vec![Bytes::from_static(b"y")]).await.unwrap();
     }
-    eventually(|| sink_b.messages.load(Ordering::Relaxed) >= before_b + 20, "B gets the rest").await;
+    eventually(
+        || sink_b.messages.load(Ordering::Relaxed) >= before_b + 20,
+        "B gets the rest",
+    )
+    .await;
     shutdown.trigger();
 }

@@ -46,8 +46,13 @@ fn every_fixture_step_reproduces_exactly() {
         let mut arena = BytesMut::new();
         for (i, step) in case["steps"].as_array().expect("steps").iter().enumerate() {
             let input = Bytes::from(b64(&step["input"]));
-            let expected = Envelope::decode(b64(&step["output"]).as_slice()).expect("expected decodes");
-            let Outcome::Forward { bytes, origin_mapped } = processor.process(input, &mut arena) else {
+            let expected =
+                Envelope::decode(b64(&step["output"]).as_slice()).expect("expected decodes");
+            let Outcome::Forward {
+                bytes,
+                origin_mapped,
+            } = processor.process(input, &mut arena)
+            else {
                 panic!("{name} step {i}: not forwarded");
             };
             assert!(!origin_mapped);
@@ -70,7 +75,9 @@ fn fast_path_equals_slow_path() {
         let mut arena = BytesMut::new();
         for step in case["steps"].as_array().expect("steps") {
             let input = b64(&step["input"]);
-            let Outcome::Forward { bytes, .. } = fast.process(Bytes::from(input.clone()), &mut arena) else {
+            let Outcome::Forward { bytes, .. } =
+                fast.process(Bytes::from(input.clone()), &mut arena)
+            else {
                 panic!("not forwarded");
             };
             let mut env = Envelope::decode(input.as_slice()).expect("decodes");
@@ -114,29 +121,52 @@ fn origin_mapping_and_logs_disabled() {
             data: Some(Data::Text("from-deprecated".into())),
         },
     );
-    let Outcome::Forward { bytes, origin_mapped } = p.process(Bytes::from(env.encode_to_vec()), &mut arena) else {
+    let Outcome::Forward {
+        bytes,
+        origin_mapped,
+    } = p.process(Bytes::from(env.encode_to_vec()), &mut arena)
+    else {
         panic!("not forwarded");
     };
     assert!(origin_mapped);
-    assert_eq!(Envelope::decode(bytes.as_ref()).expect("decodes").source_id, "from-tag");
+    assert_eq!(
+        Envelope::decode(bytes.as_ref()).expect("decodes").source_id,
+        "from-tag"
+    );
 
     env.tags.clear();
-    let Outcome::Forward { bytes, origin_mapped } = p.process(Bytes::from(env.encode_to_vec()), &mut arena) else {
+    let Outcome::Forward {
+        bytes,
+        origin_mapped,
+    } = p.process(Bytes::from(env.encode_to_vec()), &mut arena)
+    else {
         panic!("not forwarded");
     };
     assert!(origin_mapped);
-    assert_eq!(Envelope::decode(bytes.as_ref()).expect("decodes").source_id, "from-deprecated");
+    assert_eq!(
+        Envelope::decode(bytes.as_ref()).expect("decodes").source_id,
+        "from-deprecated"
+    );
 
     let log = Envelope {
         source_id: "app".into(),
         message: Some(Message::Log(Log::default())),
         ..Default::default()
     };
-    assert_eq!(p.process(Bytes::from(log.encode_to_vec()), &mut arena), Outcome::LogDisabled);
+    assert_eq!(
+        p.process(Bytes::from(log.encode_to_vec()), &mut arena),
+        Outcome::LogDisabled
+    );
     let unmapped = Envelope {
         message: Some(Message::Log(Log::default())),
         ..Default::default()
     };
-    assert_eq!(p.process(Bytes::from(unmapped.encode_to_vec()), &mut arena), Outcome::LogDisabled);
-    assert_eq!(p.process(Bytes::from_static(&[0x12, 0x05]), &mut arena), Outcome::Invalid);
+    assert_eq!(
+        p.process(Bytes::from(unmapped.encode_to_vec()), &mut arena),
+        Outcome::LogDisabled
+    );
+    assert_eq!(
+        p.process(Bytes::from_static(&[0x12, 0x05]), &mut arena),
+        Outcome::Invalid
+    );
 }

@@ -139,9 +139,11 @@ impl std::fmt::Debug for Flusher {
 impl Flusher {
     fn new(config: &Config, metrics: FlushMetrics) -> Result<Self, Error> {
         let url = &config.datadog_url;
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| Error::Config(format!("datadog url {url:?}: missing scheme (http:// or https://)")))?;
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+            Error::Config(format!(
+                "datadog url {url:?}: missing scheme (http:// or https://)"
+            ))
+        })?;
         let (authority, path) = match rest.find('/') {
             Some(i) => rest.split_at(i),
             None => (rest, ""),
@@ -155,19 +157,28 @@ impl Flusher {
         let secure = match scheme {
             "https" => true,
             "http" => false,
-            other => return Err(Error::Config(format!("datadog url scheme {other:?}: accepted values are http, https"))),
+            other => {
+                return Err(Error::Config(format!(
+                    "datadog url scheme {other:?}: accepted values are http, https"
+                )));
+            }
         };
-        let addr = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        let addr = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
             authority.to_owned()
         } else {
             format!("{authority}:{}", if secure { 443 } else { 80 })
         };
         let tls = if secure {
-            let cfg = config
-                .datadog_tls
-                .clone()
-                .ok_or_else(|| Error::Config("https datadog url needs a TLS configuration".into()))?;
-            Some((cfg, crate::tlsutil::server_name(host).map_err(|e| Error::Tls(e.to_string()))?))
+            let cfg = config.datadog_tls.clone().ok_or_else(|| {
+                Error::Config("https datadog url needs a TLS configuration".into())
+            })?;
+            Some((
+                cfg,
+                crate::tlsutil::server_name(host).map_err(|e| Error::Tls(e.to_string()))?,
+            ))
         } else {
             None
         };
@@ -197,8 +208,8 @@ impl Flusher {
         let mut delivered = 0;
         for (body, count) in bodies(series, self.max_bytes) {
             let body = Bytes::from(body);
-            let mut backoff =
-                Backoff::new(Duration::from_millis(200), Duration::from_secs(5)).with_jitter(Jitter::Proportional(0.1));
+            let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5))
+                .with_jitter(Jitter::Proportional(0.1));
             let mut ok = false;
             for attempt in 0..self.max_attempts {
                 let req = Request::builder()
@@ -228,7 +239,11 @@ impl Flusher {
                 delivered += count;
             } else {
                 self.metrics.series_dropped.add(count as u64);
-                tracing::error!(series = count, "dropped datadog series after {} attempts", self.max_attempts);
+                tracing::error!(
+                    series = count,
+                    "dropped datadog series after {} attempts",
+                    self.max_attempts
+                );
             }
         }
         delivered
@@ -242,23 +257,53 @@ fn now_secs() -> i64 {
 }
 
 /// Runs the nozzle until `shutdown` triggers (flushing once more at the end).
-pub async fn run(mut config: Config, listeners: Listeners, shutdown: Shutdown) -> Result<(), Error> {
+pub async fn run(
+    mut config: Config,
+    listeners: Listeners,
+    shutdown: Shutdown,
+) -> Result<(), Error> {
     config.firehose.filter = FilterType::Metrics;
     let fm = FirehoseMetrics::new(&config.registry, "datadog");
     let metrics = FlushMetrics {
-        posted: config.registry.counter("datadog_requests", "Series requests accepted by Datadog", &[]),
-        series_sent: config.registry.counter("datadog_series_sent", "Series delivered", &[]),
-        series_dropped: config.registry.counter("datadog_series_dropped", "Series dropped after retries", &[]),
-        points_dropped: config.registry.counter("datadog_points_dropped", "Points over the aggregation limits", &[]),
-        request_errors: config.registry.counter("datadog_request_errors", "Failed series requests", &[]),
+        posted: config.registry.counter(
+            "datadog_requests",
+            "Series requests accepted by Datadog",
+            &[],
+        ),
+        series_sent: config
+            .registry
+            .counter("datadog_series_sent", "Series delivered", &[]),
+        series_dropped: config.registry.counter(
+            "datadog_series_dropped",
+            "Series dropped after retries",
+            &[],
+        ),
+        points_dropped: config.registry.counter(
+            "datadog_points_dropped",
+            "Points over the aggregation limits",
+            &[],
+        ),
+        request_errors: config.registry.counter(
+            "datadog_request_errors",
+            "Failed series requests",
+            &[],
+        ),
     };
     let mut flusher = Flusher::new(&config, metrics.clone())?;
     if let Some(l) = listeners.admin {
-        shutdown.spawn(plumbing::admin::serve(l, config.registry.clone(), shutdown.clone()));
+        shutdown.spawn(plumbing::admin::serve(
+            l,
+            config.registry.clone(),
+            shutdown.clone(),
+        ));
     }
     let feed: Feed<events::Envelope> = Feed::new(config.buffer_size, fm.clone());
     let cancel = shutdown.token().child_token();
-    shutdown.spawn(websocket::run(config.firehose.clone(), feed.clone(), cancel.clone()));
+    shutdown.spawn(websocket::run(
+        config.firehose.clone(),
+        feed.clone(),
+        cancel.clone(),
+    ));
 
     let mut agg = Aggregator::new(&config.prefix, config.max_series, config.max_points);
     let mut batch = Vec::with_capacity(1000);

@@ -61,11 +61,20 @@ impl FirehoseMetrics {
         let c = |n: &str, h: &str| registry.counter(n, h, &l);
         Self {
             received: c("firehose_received", "Envelopes received from the firehose"),
-            missed: c("firehose_missed", "Envelopes dropped by the nozzle's own buffer"),
+            missed: c(
+                "firehose_missed",
+                "Envelopes dropped by the nozzle's own buffer",
+            ),
             decode_errors: c("firehose_decode_errors", "Undecodable frames"),
             reconnects: c("firehose_reconnects", "Firehose reconnects"),
-            rate_warnings: c("firehose_rate_warnings", "In-stream rate-control warnings received"),
-            upstream_dropped: c("firehose_upstream_dropped", "Messages dropped upstream as announced in-stream"),
+            rate_warnings: c(
+                "firehose_rate_warnings",
+                "In-stream rate-control warnings received",
+            ),
+            upstream_dropped: c(
+                "firehose_upstream_dropped",
+                "Messages dropped upstream as announced in-stream",
+            ),
             close_policy: registry.counter(
                 "firehose_closes",
                 "WebSocket closes by code",
@@ -118,7 +127,9 @@ impl<T> Feed<T> {
             let missed = self.ring.take_dropped();
             if missed > 0 {
                 self.metrics.missed.add(missed);
-                tracing::warn!("missed {missed} envelopes: nozzle processing is slower than the firehose");
+                tracing::warn!(
+                    "missed {missed} envelopes: nozzle processing is slower than the firehose"
+                );
             }
             let n = self.ring.drain_into(out, max);
             if n > 0 {
@@ -143,7 +154,10 @@ impl<T> Feed<T> {
 }
 
 /// Text prefix of the historical TruncatingBuffer LGR notice.
-const LGR_DROP_PREFIXES: [&str; 2] = ["Log message output is too high.", "Log message output too high."];
+const LGR_DROP_PREFIXES: [&str; 2] = [
+    "Log message output is too high.",
+    "Log message output too high.",
+];
 
 /// Counts a v1 rate-control warning if `env` is one.
 pub fn note_v1_warning(env: &events::Envelope, m: &FirehoseMetrics) {
@@ -167,7 +181,10 @@ pub fn note_v1_warning(env: &events::Envelope, m: &FirehoseMetrics) {
         })
     {
         m.rate_warnings.inc();
-        tracing::warn!("upstream rate-control warning: {}", String::from_utf8_lossy(l.message.as_deref().unwrap_or(&[])));
+        tracing::warn!(
+            "upstream rate-control warning: {}",
+            String::from_utf8_lossy(l.message.as_deref().unwrap_or(&[]))
+        );
     }
 }
 
@@ -178,9 +195,13 @@ pub fn note_v2_warning(env: &v2::Envelope, m: &FirehoseMetrics) {
             m.rate_warnings.inc();
             m.upstream_dropped.add(c.delta);
         }
-        Some(v2::envelope::Message::Log(l)) if env.tags.get("source_type").map(String::as_str) == Some("LGR") => {
+        Some(v2::envelope::Message::Log(l))
+            if env.tags.get("source_type").map(String::as_str) == Some("LGR") =>
+        {
             let text = String::from_utf8_lossy(&l.payload);
-            if LGR_DROP_PREFIXES.iter().any(|p| text.starts_with(p)) || text.contains("messages lost") {
+            if LGR_DROP_PREFIXES.iter().any(|p| text.starts_with(p))
+                || text.contains("messages lost")
+            {
                 m.rate_warnings.inc();
             }
         }

@@ -61,7 +61,9 @@ pub fn parse_events(list: &str) -> Result<BTreeSet<i32>, Error> {
         out.insert(t as i32);
     }
     if out.is_empty() {
-        return Err(Error::Config("events: at least one event type is required".into()));
+        return Err(Error::Config(
+            "events: at least one event type is required".into(),
+        ));
     }
     Ok(out)
 }
@@ -153,20 +155,47 @@ struct Metrics {
 pub async fn run(config: Config, listeners: Listeners, shutdown: Shutdown) -> Result<(), Error> {
     let fm = FirehoseMetrics::new(&config.registry, "syslog");
     let m = Metrics {
-        egress: config.registry.counter("syslog_nozzle_egress", "Messages written to the syslog server", &[]),
-        filtered: config.registry.counter("syslog_nozzle_filtered", "Envelopes not selected by --events", &[]),
-        format_errors: config.registry.counter("syslog_nozzle_format_errors", "Envelopes not formattable", &[]),
-        write_errors: config.registry.counter("syslog_nozzle_write_errors", "Failed syslog writes", &[]),
+        egress: config.registry.counter(
+            "syslog_nozzle_egress",
+            "Messages written to the syslog server",
+            &[],
+        ),
+        filtered: config.registry.counter(
+            "syslog_nozzle_filtered",
+            "Envelopes not selected by --events",
+            &[],
+        ),
+        format_errors: config.registry.counter(
+            "syslog_nozzle_format_errors",
+            "Envelopes not formattable",
+            &[],
+        ),
+        write_errors: config.registry.counter(
+            "syslog_nozzle_write_errors",
+            "Failed syslog writes",
+            &[],
+        ),
     };
     if let Some(l) = listeners.admin {
-        shutdown.spawn(plumbing::admin::serve(l, config.registry.clone(), shutdown.clone()));
+        shutdown.spawn(plumbing::admin::serve(
+            l,
+            config.registry.clone(),
+            shutdown.clone(),
+        ));
     }
     let feed: Feed<events::Envelope> = Feed::new(config.buffer_size, fm);
     let cancel = shutdown.token().child_token();
-    shutdown.spawn(websocket::run(config.firehose.clone(), feed.clone(), cancel.clone()));
+    shutdown.spawn(websocket::run(
+        config.firehose.clone(),
+        feed.clone(),
+        cancel.clone(),
+    ));
 
     let tls = match &config.syslog_tls {
-        Some((cfg, name)) => Some((cfg.clone(), crate::tlsutil::server_name(name).map_err(|e| Error::Tls(e.to_string()))?)),
+        Some((cfg, name)) => Some((
+            cfg.clone(),
+            crate::tlsutil::server_name(name).map_err(|e| Error::Tls(e.to_string()))?,
+        )),
         None => None,
     };
     let framing = match config.format {

@@ -41,11 +41,23 @@ async fn https_drain_posts_one_message_per_request() {
     rx.fail_next.store(2, std::sync::atomic::Ordering::SeqCst);
     let mut h = harness(settings(None, 10_000), None);
     h.manager.apply(
-        &[spec(APP, &format!("https://user:secret@localhost:{port}/drain/in?token=abc"), pki.ca_cert_pem())],
+        &[spec(
+            APP,
+            &format!("https://user:secret@localhost:{port}/drain/in?token=abc"),
+            pki.ca_cert_pem(),
+        )],
         &[],
     );
     let envs: Vec<_> = (0..5)
-        .map(|i| log(APP, "0", false, &format!("message {i}"), &[("source_type", "APP/PROC/WEB")]))
+        .map(|i| {
+            log(
+                APP,
+                "0",
+                false,
+                &format!("message {i}"),
+                &[("source_type", "APP/PROC/WEB")],
+            )
+        })
         .collect();
     h.dispatcher.dispatch(envs.clone());
     let got = eventually(Duration::from_secs(10), || {
@@ -64,8 +76,16 @@ async fn https_drain_posts_one_message_per_request() {
         assert_eq!(&r.body[..], &w[..], "body is the bare RFC 5424 message");
     }
     // Two 500s were retried.
-    assert_eq!(h.registry.counter_value("syslog_drain_write_errors", &[("scheme", "https")]), Some(2));
-    assert_eq!(h.registry.counter_value("syslog_drain_egress", &[("scheme", "https")]), Some(5));
+    assert_eq!(
+        h.registry
+            .counter_value("syslog_drain_write_errors", &[("scheme", "https")]),
+        Some(2)
+    );
+    assert_eq!(
+        h.registry
+            .counter_value("syslog_drain_egress", &[("scheme", "https")]),
+        Some(5)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,22 +94,49 @@ async fn https_batch_drain_concatenates_messages() {
     let pki = receivers::pki(dir.path());
     let (rx, port) = HttpsReceiver::start(server_only(&pki)).await;
     let mut h = harness(settings(Some(pki.ca_cert_pem()), 10_000), None);
-    h.manager.apply(&[spec(APP, &format!("https-batch://localhost:{port}/batch"), "")], &[]);
+    h.manager.apply(
+        &[spec(
+            APP,
+            &format!("https-batch://localhost:{port}/batch"),
+            "",
+        )],
+        &[],
+    );
     let envs: Vec<_> = (0..300)
-        .map(|i| log(APP, "1", i % 2 == 1, &format!("batched {i}"), &[("source_type", "RTR")]))
+        .map(|i| {
+            log(
+                APP,
+                "1",
+                i % 2 == 1,
+                &format!("batched {i}"),
+                &[("source_type", "RTR")],
+            )
+        })
         .collect();
     h.dispatcher.dispatch(envs.clone());
     let want: Vec<u8> = expected(&envs).concat();
     let got = eventually(Duration::from_secs(10), || {
-        let body: Vec<u8> = rx.requests.lock().iter().flat_map(|r| r.body.to_vec()).collect();
+        let body: Vec<u8> = rx
+            .requests
+            .lock()
+            .iter()
+            .flat_map(|r| r.body.to_vec())
+            .collect();
         (body.len() >= want.len()).then_some(body)
     })
     .await
     .expect("batched body");
     assert_eq!(got, want);
     let reqs = rx.requests.lock().clone();
-    assert!(reqs.len() < 10, "300 messages in a few POSTs, got {}", reqs.len());
-    assert!(reqs.iter().all(|r| r.path == "/batch" && r.content_type == "text/plain"));
+    assert!(
+        reqs.len() < 10,
+        "300 messages in a few POSTs, got {}",
+        reqs.len()
+    );
+    assert!(
+        reqs.iter()
+            .all(|r| r.path == "/batch" && r.content_type == "text/plain")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,11 +150,22 @@ async fn syslog_tls_drain_with_client_certificate_from_binding() {
     let with_cert = DrainSpec {
         cert: client.cert_pem.clone(),
         key: client.key_pem.clone(),
-        ..spec(APP, &format!("https://localhost:{port}/mtls"), pki.ca_cert_pem())
+        ..spec(
+            APP,
+            &format!("https://localhost:{port}/mtls"),
+            pki.ca_cert_pem(),
+        )
     };
-    let without_cert = spec(APP2, &format!("https://localhost:{port}/no-cert"), pki.ca_cert_pem());
+    let without_cert = spec(
+        APP2,
+        &format!("https://localhost:{port}/no-cert"),
+        pki.ca_cert_pem(),
+    );
     h.manager.apply(&[with_cert, without_cert], &[]);
-    h.dispatcher.dispatch(vec![log(APP, "0", false, "mtls", &[]), log(APP2, "0", false, "nope", &[])]);
+    h.dispatcher.dispatch(vec![
+        log(APP, "0", false, "mtls", &[]),
+        log(APP2, "0", false, "nope", &[]),
+    ]);
     let got = eventually(Duration::from_secs(10), || {
         let r = rx.requests.lock().clone();
         (!r.is_empty()).then_some(r)
@@ -116,15 +174,29 @@ async fn syslog_tls_drain_with_client_certificate_from_binding() {
     .expect("mTLS POST");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let got_all = rx.requests.lock().clone();
-    assert_eq!(got_all.len(), 1, "only the drain with a client certificate gets through: {got_all:?}");
+    assert_eq!(
+        got_all.len(),
+        1,
+        "only the drain with a client certificate gets through: {got_all:?}"
+    );
     assert_eq!(got[0].path, "/mtls");
-    assert!(h.registry.counter_value("syslog_drain_write_errors", &[("scheme", "https")]).unwrap() >= 1);
+    assert!(
+        h.registry
+            .counter_value("syslog_drain_write_errors", &[("scheme", "https")])
+            .unwrap()
+            >= 1
+    );
 }
 
 /// Reads octet-counted frames from every connection accepted on `listener`.
-async fn frame_sink(listener: tokio::net::TcpListener, tx: tokio::sync::mpsc::UnboundedSender<Vec<u8>>) {
+async fn frame_sink(
+    listener: tokio::net::TcpListener,
+    tx: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+) {
     loop {
-        let Ok((mut s, _)) = listener.accept().await else { return };
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
         let tx = tx.clone();
         tokio::spawn(async move {
             let mut buf = Vec::new();
@@ -135,8 +207,7 @@ async fn frame_sink(listener: tokio::net::TcpListener, tx: tokio::sync::mpsc::Un
                     Ok(n) => n,
                 };
                 buf.extend_from_slice(&chunk[..n]);
-                loop {
-                    let Some(sp) = buf.iter().position(|&b| b == b' ') else { break };
+                while let Some(sp) = buf.iter().position(|&b| b == b' ') {
                     let len: usize = std::str::from_utf8(&buf[..sp]).unwrap().parse().unwrap();
                     if buf.len() < sp + 1 + len {
                         break;
@@ -164,7 +235,15 @@ async fn receiver_down_then_up_resumes_counts_drops_and_notifies_app() {
     h.manager.apply(&[spec(APP, &url, "")], &[]);
     let seq = |from: usize, to: usize| -> Vec<_> {
         (from..to)
-            .map(|i| log(APP, "0", false, &format!("seq {i}"), &[("source_type", "APP/PROC/WEB")]))
+            .map(|i| {
+                log(
+                    APP,
+                    "0",
+                    false,
+                    &format!("seq {i}"),
+                    &[("source_type", "APP/PROC/WEB")],
+                )
+            })
             .collect()
     };
     // Receiver down: the first batch is taken and retried.
@@ -174,7 +253,9 @@ async fn receiver_down_then_up_resumes_counts_drops_and_notifies_app() {
     h.dispatcher.dispatch(seq(5, 105));
     tokio::time::sleep(Duration::from_millis(100)).await;
     // Receiver comes back on the same port.
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(frame_sink(listener, tx));
     let mut got = Vec::new();
@@ -188,7 +269,10 @@ async fn receiver_down_then_up_resumes_counts_drops_and_notifies_app() {
     let want: Vec<String> = (0..5).chain(95..105).map(|i| format!("seq {i}")).collect();
     assert_eq!(got, want);
     assert_eq!(
-        h.registry.counter_value("syslog_drain_dropped", &[("scheme", "syslog"), ("reason", "buffer")]),
+        h.registry.counter_value(
+            "syslog_drain_dropped",
+            &[("scheme", "syslog"), ("reason", "buffer")]
+        ),
         Some(90)
     );
 
@@ -214,7 +298,10 @@ async fn receiver_down_then_up_resumes_counts_drops_and_notifies_app() {
         })
         .collect();
     let anon = format!("syslog://127.0.0.1:{port}");
-    assert!(texts.contains(&format!("Failed to connect to {anon}")), "{texts:?}");
+    assert!(
+        texts.contains(&format!("Failed to connect to {anon}")),
+        "{texts:?}"
+    );
     assert!(
         texts.contains(&format!(
             "90 messages lost for application {APP} in user provided syslog drain with url {anon}"
@@ -235,22 +322,53 @@ async fn failing_drain_does_not_delay_others_and_removal_takes_effect() {
     let live_spec = spec(APP, &format!("syslog://127.0.0.1:{live}"), "");
     h.manager.apply(&[dead_spec, live_spec.clone()], &[]);
     for i in 0..50 {
-        h.dispatcher.dispatch(vec![log(APP, "0", false, &format!("m{i}"), &[("source_type", "APP")])]);
+        h.dispatcher.dispatch(vec![log(
+            APP,
+            "0",
+            false,
+            &format!("m{i}"),
+            &[("source_type", "APP")],
+        )]);
         let m = tokio::time::timeout(Duration::from_secs(2), rx.recv())
             .await
             .expect("live drain keeps flowing")
             .unwrap();
         assert_eq!(payload_of(&m), format!("m{i}"));
     }
-    assert!(h.registry.counter_value("syslog_drain_write_errors", &[("scheme", "syslog")]).unwrap() >= 1);
+    assert!(
+        h.registry
+            .counter_value("syslog_drain_write_errors", &[("scheme", "syslog")])
+            .unwrap()
+            >= 1
+    );
     // Remove the live drain: nothing more arrives there.
-    h.manager.apply(&[spec(APP, &format!("syslog://127.0.0.1:{dead}"), "")], &[]);
+    h.manager
+        .apply(&[spec(APP, &format!("syslog://127.0.0.1:{dead}"), "")], &[]);
     assert_eq!(h.manager.len(), 1);
-    h.dispatcher.dispatch(vec![log(APP, "0", false, "after removal", &[("source_type", "APP")])]);
-    assert!(tokio::time::timeout(Duration::from_millis(500), rx.recv()).await.is_err());
+    h.dispatcher.dispatch(vec![log(
+        APP,
+        "0",
+        false,
+        "after removal",
+        &[("source_type", "APP")],
+    )]);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), rx.recv())
+            .await
+            .is_err()
+    );
     // Added back: flows again without restart.
     h.manager.apply(&[live_spec], &[]);
-    h.dispatcher.dispatch(vec![log(APP, "0", false, "re-added", &[("source_type", "APP")])]);
-    let m = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await.unwrap().unwrap();
+    h.dispatcher.dispatch(vec![log(
+        APP,
+        "0",
+        false,
+        "re-added",
+        &[("source_type", "APP")],
+    )]);
+    let m = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(payload_of(&m), "re-added");
 }

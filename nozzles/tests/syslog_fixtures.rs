@@ -10,11 +10,16 @@ use serde_json::Value;
 
 fn b64(v: &Value) -> Vec<u8> {
     let s = v["b64"].as_str().expect("b64 field");
-    base64::engine::general_purpose::STANDARD.decode(s).expect("valid base64")
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .expect("valid base64")
 }
 
 fn cases() -> Vec<Value> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/syslog/cases.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/fixtures/syslog/cases.json"
+    );
     let text = std::fs::read_to_string(path).expect("fixtures/syslog/cases.json readable");
     let doc: Value = serde_json::from_str(&text).expect("fixture JSON");
     doc["cases"].as_array().expect("cases array").clone()
@@ -54,7 +59,12 @@ fn every_syslog_fixture_case() {
             failures.push(format!("{name}: unexpected error {e}"));
             continue;
         }
-        let want: Vec<Vec<u8>> = case["messages"].as_array().expect("messages").iter().map(b64).collect();
+        let want: Vec<Vec<u8>> = case["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(b64)
+            .collect();
         let want_frames: Vec<Vec<u8>> = case["octet_counted_frames"]
             .as_array()
             .expect("frames")
@@ -80,15 +90,24 @@ fn every_syslog_fixture_case() {
         if got != want {
             failures.push(format!(
                 "{name}:\n got  {:?}\n want {:?}",
-                got.iter().map(|m| String::from_utf8_lossy(m).into_owned()).collect::<Vec<_>>(),
-                want.iter().map(|m| String::from_utf8_lossy(m).into_owned()).collect::<Vec<_>>()
+                got.iter()
+                    .map(|m| String::from_utf8_lossy(m).into_owned())
+                    .collect::<Vec<_>>(),
+                want.iter()
+                    .map(|m| String::from_utf8_lossy(m).into_owned())
+                    .collect::<Vec<_>>()
             ));
         }
         if got_frames != want_frames {
             failures.push(format!("{name}: frames differ"));
         }
     }
-    assert!(failures.is_empty(), "{} failing cases:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failing cases:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -97,7 +116,11 @@ fn encoder_reuses_buffer_across_envelopes() {
     let enc = Rfc5424Encoder::new("org.space.app", false);
     let mut out = Encoded::new();
     let mut expected = 0;
-    for case in cases.iter().filter(|c| c["result"]["ok"].as_bool() == Some(true) && c["omit_metadata"] == false && c["hostname"] == "org.space.app") {
+    for case in cases.iter().filter(|c| {
+        c["result"]["ok"].as_bool() == Some(true)
+            && c["omit_metadata"] == false
+            && c["hostname"] == "org.space.app"
+    }) {
         let env = Envelope::decode(b64(&case["v2"]).as_slice()).expect("decodes");
         expected += enc.encode(&env, &mut out).expect("encodes");
     }

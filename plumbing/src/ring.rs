@@ -19,10 +19,10 @@ use crate::signal::Signal;
 #[derive(Debug)]
 pub struct Ring<T> {
     queue: ArrayQueue<T>,
-    /// Entries overwritten since the reader last called [`Ring::take_dropped`].
-    dropped: AtomicU64,
-    /// Total entries overwritten since creation (never reset; for metrics and tests).
+    /// Total entries overwritten since creation (never reset). The only counter producers touch.
     dropped_total: AtomicU64,
+    /// `dropped_total` as of the reader's last [`Ring::take_dropped`] (only ever grows).
+    dropped_seen: AtomicU64,
     closed: AtomicBool,
     signal: Signal,
 }
@@ -32,8 +32,8 @@ impl<T> Ring<T> {
     pub fn new(capacity: usize) -> Self {
         Ring {
             queue: ArrayQueue::new(capacity.max(1)),
-            dropped: AtomicU64::new(0),
             dropped_total: AtomicU64::new(0),
+            dropped_seen: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             signal: Signal::default(),
         }
@@ -48,7 +48,6 @@ impl<T> Ring<T> {
         let overwritten = self.queue.force_push(item);
         let lost = overwritten.is_some();
         if lost {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
             self.dropped_total.fetch_add(1, Ordering::Relaxed);
         }
         drop(overwritten);
@@ -79,7 +78,10 @@ impl<T> Ring<T> {
 
     /// Returns the number of entries lost since the previous call and resets it (reader side).
     pub fn take_dropped(&self) -> u64 {
-        self.dropped.swap(0, Ordering::Relaxed)
+        let total = self.dropped_total.load(Ordering::Relaxed);
+        // fetch_max keeps concurrent callers consistent: each loss is reported exactly once.
+        let seen = self.dropped_seen.fetch_max(total, Ordering::Relaxed);
+        total.saturating_sub(seen)
     }
 
     /// Total number of entries lost since the ring was created.

@@ -1,8 +1,7 @@
-//! Thin delegations: `loggregator doppler|agent|traffic-controller|syslog-drain` parse the
-//! component crate's own `cli::Args` (the same options as its standalone binary) and call its
-//! `cli::main`.
-
-use super::Common;
+//! Thin delegations: `loggregator doppler|agent|traffic-controller|nozzle syslog|nozzle
+//! datadog|syslog-drain` parse the component crate's own `cli::Args` (the same options as its
+//! standalone binary) and call its `cli::main`. Each component has its own `--log-level`; the
+//! top-level `loggregator --log-level` wins when given.
 
 /// `loggregator doppler` options: those of the standalone `doppler` binary.
 #[derive(Debug, clap::Args)]
@@ -31,11 +30,32 @@ pub(crate) struct TrafficControllerArgs {
 pub(crate) struct SyslogDrainArgs {
     #[command(flatten)]
     args: nozzles::drain::cli::Args,
-    #[command(flatten)]
-    common: Common,
 }
 
-/// Runs a doppler. The top-level `--log-level`, when given, wins over the default.
+/// `loggregator nozzle ...`: firehose nozzles.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum NozzleCommand {
+    /// Forward the firehose to a syslog server (RFC 5424 over TCP/TLS, or JSON lines).
+    Syslog(SyslogNozzleArgs),
+    /// Send firehose metrics to the Datadog series API.
+    Datadog(DatadogNozzleArgs),
+}
+
+/// `loggregator nozzle syslog` options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SyslogNozzleArgs {
+    #[command(flatten)]
+    args: nozzles::syslog_nozzle::cli::Args,
+}
+
+/// `loggregator nozzle datadog` options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DatadogNozzleArgs {
+    #[command(flatten)]
+    args: nozzles::datadog::cli::Args,
+}
+
+/// Runs a doppler.
 pub(crate) async fn doppler(a: DopplerArgs, top_level: Option<String>) -> anyhow::Result<()> {
     let mut args = a.args;
     if let Some(level) = top_level {
@@ -70,6 +90,29 @@ pub(crate) async fn syslog_drain(
     a: SyslogDrainArgs,
     top_level: Option<String>,
 ) -> anyhow::Result<()> {
-    super::init_tracing(top_level.as_deref(), &a.common)?;
-    nozzles::drain::cli::main(a.args).await
+    let mut args = a.args;
+    if let Some(level) = top_level {
+        args.log_level = level;
+    }
+    nozzles::drain::cli::main(args).await
+}
+
+/// Runs a nozzle.
+pub(crate) async fn nozzle(cmd: NozzleCommand, top_level: Option<String>) -> anyhow::Result<()> {
+    match cmd {
+        NozzleCommand::Syslog(a) => {
+            let mut args = a.args;
+            if let Some(level) = top_level {
+                args.log_level = level;
+            }
+            nozzles::syslog_nozzle::cli::main(args).await
+        }
+        NozzleCommand::Datadog(a) => {
+            let mut args = a.args;
+            if let Some(level) = top_level {
+                args.log_level = level;
+            }
+            nozzles::datadog::cli::main(args).await
+        }
+    }
 }

@@ -52,7 +52,8 @@ pub(crate) struct Args {
     /// Interval of the --stats lines (Go duration, e.g. 5s, 500ms).
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub(crate) stats_interval: Duration,
-    /// Plaintext gRPC between the components instead of mutual TLS.
+    /// Plaintext gRPC between the components instead of mutual TLS (not available yet: the
+    /// agent always uses mutual TLS, so this flag is refused).
     #[arg(long)]
     pub(crate) plaintext: bool,
     /// Directory for the generated certificates (the client commands look there)

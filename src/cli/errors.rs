@@ -18,11 +18,11 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 #[allow(clippy::print_stderr)]
 pub(crate) fn clap_exit(err: &clap::Error) -> ExitCode {
     let code = u8::try_from(err.exit_code()).unwrap_or(2);
-    if err.kind() == ErrorKind::InvalidValue {
-        if let Some(line) = invalid_value_line(err) {
-            eprintln!("{line}");
-            return ExitCode::from(code);
-        }
+    if err.kind() == ErrorKind::InvalidValue
+        && let Some(line) = invalid_value_line(err)
+    {
+        eprintln!("{line}");
+        return ExitCode::from(code);
     }
     // Help and version go to stdout, errors to stderr; a closed pipe is not worth reporting.
     let _ = err.print();

@@ -155,7 +155,7 @@ async fn fetch_recent(endpoint: &Endpoint, args: &Args) -> anyhow::Result<Vec<En
         .filter_map(|p| envelope_proto::v1::decode(p).ok())
         .filter(envelope_proto::v1::is_log)
         .collect();
-    envelopes.sort_by_key(|e| log_timestamp(e));
+    envelopes.sort_by_key(log_timestamp);
     Ok(envelopes)
 }
 
@@ -254,11 +254,11 @@ impl Seen {
             return false;
         }
         self.order.push_back((key, timestamp));
-        if self.order.len() > self.capacity {
-            if let Some((old, ts)) = self.order.pop_front() {
-                self.set.remove(&old);
-                self.evicted_up_to = Some(self.evicted_up_to.map_or(ts, |t| t.max(ts)));
-            }
+        if self.order.len() > self.capacity
+            && let Some((old, ts)) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+            self.evicted_up_to = Some(self.evicted_up_to.map_or(ts, |t| t.max(ts)));
         }
         true
     }

@@ -2,16 +2,24 @@
 //! everywhere, dopplers that can be killed for real (each runs on its own
 //! Tokio runtime, dropped on kill, so its sockets close at once), real tonic
 //! clients for agent ingress and doppler egress, and `eventually`.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs
+)]
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use envelope_proto::loggregator_v2::{
+    CounterSelector, EventSelector, GaugeSelector, LogSelector, TimerSelector,
+};
+use envelope_proto::loggregator_v2::{
     EgressBatchRequest, Envelope, EnvelopeBatch, Selector, egress_client::EgressClient,
     ingress_client::IngressClient, selector::Message as Sel,
 };
-use envelope_proto::loggregator_v2::{CounterSelector, EventSelector, GaugeSelector, LogSelector, TimerSelector};
 use plumbing::metrics::Registry;
 use plumbing::shutdown::Shutdown;
 use plumbing::tls::dev::DevPki;
@@ -142,7 +150,11 @@ pub struct Agent {
     pub handle: tokio::task::JoinHandle<Result<(), metron_agent::Error>>,
 }
 
-pub async fn start_agent(pki: &Pki, dopplers: Vec<String>, tweak: impl FnOnce(&mut metron_agent::Config)) -> Agent {
+pub async fn start_agent(
+    pki: &Pki,
+    dopplers: Vec<String>,
+    tweak: impl FnOnce(&mut metron_agent::Config),
+) -> Agent {
     let files = pki.pki.files("metron");
     let mut config = metron_agent::Config::for_tests(
         metron_agent::config::TlsPaths {
@@ -199,13 +211,22 @@ impl Agent {
     /// v2 ingress client presenting identity `name` (server name `metron`).
     pub fn ingress_as(&self, pki: &Pki, name: &str) -> IngressClient<Channel> {
         let cfg = plumbing::tls::client_config(&pki.pki.files(name)).unwrap();
-        let ch = plumbing::tls::grpc::channel(&self.grpc.to_string(), Some((cfg, "metron"))).unwrap();
+        let ch =
+            plumbing::tls::grpc::channel(&self.grpc.to_string(), Some((cfg, "metron"))).unwrap();
         IngressClient::new(ch)
     }
 
     pub async fn send_batches(&self, pki: &Pki, batches: Vec<Vec<Envelope>>) {
-        let stream = futures::stream::iter(batches.into_iter().map(|batch| EnvelopeBatch { batch }).collect::<Vec<_>>());
-        self.ingress_as(pki, "client").batch_sender(stream).await.unwrap();
+        let stream = futures::stream::iter(
+            batches
+                .into_iter()
+                .map(|batch| EnvelopeBatch { batch })
+                .collect::<Vec<_>>(),
+        );
+        self.ingress_as(pki, "client")
+            .batch_sender(stream)
+            .await
+            .unwrap();
     }
 
     pub async fn send_udp(&self, datagrams: &[Vec<u8>]) {
@@ -247,7 +268,10 @@ pub async fn collect_until(
 pub async fn eventually(mut cond: impl FnMut() -> bool, what: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

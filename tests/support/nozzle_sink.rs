@@ -15,7 +15,9 @@ pub struct Sink {
 impl Sink {
     /// Listens on `port` (0 = any) and sends every complete frame to `tx`.
     pub async fn start(port: u16, octet_counted: bool, tx: UnboundedSender<Vec<u8>>) -> Sink {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
         let port = listener.local_addr().unwrap().port();
         let (stop, s) = watch::channel(false);
         tokio::spawn(async move {
@@ -39,8 +41,11 @@ impl Sink {
                         buf.extend_from_slice(&chunk[..n]);
                         loop {
                             if octet_counted {
-                                let Some(sp) = buf.iter().position(|&b| b == b' ') else { break };
-                                let len: usize = std::str::from_utf8(&buf[..sp]).unwrap().parse().unwrap();
+                                let Some(sp) = buf.iter().position(|&b| b == b' ') else {
+                                    break;
+                                };
+                                let len: usize =
+                                    std::str::from_utf8(&buf[..sp]).unwrap().parse().unwrap();
                                 if buf.len() < sp + 1 + len {
                                     break;
                                 }
@@ -48,7 +53,9 @@ impl Sink {
                                 buf.drain(..sp + 1 + len);
                                 let _ = tx.send(msg);
                             } else {
-                                let Some(nl) = buf.iter().position(|&b| b == b'\n') else { break };
+                                let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+                                    break;
+                                };
                                 let msg: Vec<u8> = buf.drain(..=nl).collect();
                                 let _ = tx.send(msg);
                             }

@@ -116,6 +116,9 @@ pub struct Args {
     /// Deadline of recent logs / container metrics calls to dopplers [default: 5s].
     #[arg(long)]
     pub recent_timeout: Option<String>,
+    /// Append a CEF line per request to this file [env TRAFFIC_CONTROLLER_SECURITY_EVENT_LOG].
+    #[arg(long)]
+    pub security_event_log: Option<PathBuf>,
     /// Shutdown grace period [default: 5s].
     #[arg(long)]
     pub grace: Option<String>,
@@ -135,6 +138,7 @@ impl Args {
             auth: self.auth.clone(),
             system_domain: self.system_domain.clone(),
             ip: None,
+            security_event_log: self.security_event_log.clone(),
             uaa_url: self.uaa_url.clone(),
             uaa_client: self.uaa_client.clone(),
             uaa_client_secret: self.uaa_client_secret.clone(),

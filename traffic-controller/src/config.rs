@@ -8,8 +8,8 @@
 //!
 //! Deviations from upstream, all relaxations:
 //! - `TRAFFIC_CONTROLLER_SYSTEM_DOMAIN` defaults to `localhost` and
-//!   `TRAFFIC_CONTROLLER_IP` is optional (it only fed the CEF log, which is not
-//!   implemented).
+//!   `TRAFFIC_CONTROLLER_IP` is optional (it only fills `dst=` of the CEF
+//!   security event log; empty when unset).
 //! - `TRAFFIC_CONTROLLER_UAA_CLIENT_SECRET` and the UAA CA are required only
 //!   in `uaa` mode; the UAA CA is optional even there (plain `http://` UAA,
 //!   or `TRAFFIC_CONTROLLER_SKIP_CERT_VERIFY=true`).
@@ -132,6 +132,10 @@ pub struct Config {
     pub agent_addr: Option<String>,
     /// Grace period for open consumers at shutdown.
     pub grace: Duration,
+    /// CEF security event log file (`TRAFFIC_CONTROLLER_SECURITY_EVENT_LOG`).
+    pub security_event_log: Option<PathBuf>,
+    /// This instance's IP (`TRAFFIC_CONTROLLER_IP`), for the CEF log.
+    pub ip: String,
     /// Listener addresses (used by the binary, ignored by `run`).
     pub bind: BindAddrs,
     /// Registry the metrics are created in (passed in, never global, so tests
@@ -159,6 +163,8 @@ impl Config {
             recent_timeout: Duration::from_secs(5),
             agent_addr: None,
             grace: Duration::from_secs(1),
+            security_event_log: None,
+            ip: String::new(),
             bind: BindAddrs {
                 ws: "127.0.0.1:0".to_owned(),
                 gateway: None,
@@ -224,8 +230,10 @@ pub struct RawConfig {
     pub auth: Option<String>,
     /// Cookie domain suffix.
     pub system_domain: Option<String>,
-    /// Instance IP (accepted for compatibility).
+    /// Instance IP (CEF log `dst=`).
     pub ip: Option<String>,
+    /// CEF security event log file.
+    pub security_event_log: Option<PathBuf>,
     /// UAA base URL.
     pub uaa_url: Option<String>,
     /// UAA client id.
@@ -375,6 +383,7 @@ impl RawConfig {
             auth: disable.map(|d| if d { "none" } else { "uaa" }.to_owned()),
             system_domain: var("TRAFFIC_CONTROLLER_SYSTEM_DOMAIN"),
             ip: var("TRAFFIC_CONTROLLER_IP"),
+            security_event_log: path("TRAFFIC_CONTROLLER_SECURITY_EVENT_LOG"),
             uaa_url: var("TRAFFIC_CONTROLLER_UAA_HOST"),
             uaa_client: var("TRAFFIC_CONTROLLER_UAA_CLIENT"),
             uaa_client_secret: var("TRAFFIC_CONTROLLER_UAA_CLIENT_SECRET"),
@@ -557,6 +566,8 @@ impl RawConfig {
             )?,
             agent_addr: self.agent_addr,
             grace: dur("grace", &self.grace, Duration::from_secs(5))?,
+            security_event_log: self.security_event_log,
+            ip: self.ip.unwrap_or_default(),
             bind: BindAddrs {
                 ws: self.ws_addr.unwrap_or_else(|| "127.0.0.1:8081".to_owned()),
                 gateway,

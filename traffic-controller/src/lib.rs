@@ -38,6 +38,7 @@
 //! - `recent` + `multipart`: recent logs and container metrics.
 //! - `gateway`: `/v2/read` query parsing and SSE.
 //! - `cookie`: `/set-cookie`. `agent_event`: the slow-consumer Event envelope.
+//!   `security_log`: the optional CEF request log.
 //!
 //! ## Dependency rule
 //!
@@ -57,6 +58,7 @@ mod multipart;
 mod recent;
 mod respond;
 mod routes;
+mod security_log;
 mod server;
 mod upstream;
 mod websocket;
@@ -121,10 +123,28 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: Shutdown) -> Re
         .agent_addr
         .as_deref()
         .map(|addr| agent_event::AgentEvents::start(addr, doppler_tls.clone(), cancel.clone()));
+    let metrics = metrics::Metrics::new(&registry);
+    let security_log = match &config.security_event_log {
+        None => None,
+        Some(path) => Some(
+            security_log::SecurityLog::open(
+                path,
+                config.ip.clone(),
+                metrics.security_log_dropped.clone(),
+            )
+            .map_err(|e| {
+                Error::Io(std::io::Error::new(
+                    e.kind(),
+                    format!("security event log {}: {e}", path.display()),
+                ))
+            })?,
+        ),
+    };
     let tracker = TaskTracker::new();
     let shared = Arc::new(server::Shared {
         limit: Arc::new(Semaphore::new(config.connection_limit)),
-        metrics: metrics::Metrics::new(&registry),
+        metrics,
+        security_log,
         config,
         pool,
         auth,

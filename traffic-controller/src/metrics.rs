@@ -14,6 +14,7 @@
 //! | `doppler_proxy_v2_read_streams` | ours | gauge: open `/v2/read` streams |
 //! | `doppler_proxy_doppler_streams` | ours | gauge: open upstream doppler streams |
 //! | `doppler_proxy_rejected_connections` | ours | counter: consumers refused at the connection limit |
+//! | `doppler_proxy_security_log_dropped` | ours | counter: CEF lines dropped (writer behind) |
 
 use plumbing::metrics::{Counter, Gauge, Registry};
 
@@ -50,6 +51,8 @@ pub struct Metrics {
     pub doppler_streams: Gauge,
     /// Consumers refused at the connection limit.
     pub rejected: Counter,
+    /// CEF lines dropped because the writer fell behind.
+    pub security_log_dropped: Counter,
 }
 
 impl Metrics {
@@ -114,6 +117,11 @@ impl Metrics {
             rejected: registry.counter(
                 "doppler_proxy_rejected_connections",
                 "Consumers refused at the connection limit",
+                &[],
+            ),
+            security_log_dropped: registry.counter(
+                "doppler_proxy_security_log_dropped",
+                "Security event log lines dropped because the writer fell behind",
                 &[],
             ),
         }

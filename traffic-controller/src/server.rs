@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::respond::{self, Body};
 use crate::routes::{self, Route};
+use crate::security_log::{RequestFacts, SecurityLog};
 use crate::upstream::pool::Pool;
 
 /// Read-header timeout of the external listeners (reference §12.1).
@@ -40,6 +41,7 @@ pub(crate) struct Shared {
     /// Cancelled at shutdown: every consumer closes.
     pub(crate) cancel: CancellationToken,
     pub(crate) agent: Option<AgentEvents>,
+    pub(crate) security_log: Option<SecurityLog>,
     pub(crate) tracker: TaskTracker,
 }
 
@@ -56,6 +58,8 @@ pub(crate) enum Listener {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Peer {
     pub(crate) addr: SocketAddr,
+    /// Port of the listener the request came in on.
+    pub(crate) local_port: u16,
 }
 
 /// Accepts connections on `listener` until `shared.cancel` fires.
@@ -65,6 +69,7 @@ pub(crate) async fn serve(
     kind: Listener,
     shared: Arc<Shared>,
 ) {
+    let local_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     loop {
         let (tcp, addr) = tokio::select! {
             _ = shared.cancel.cancelled() => return,
@@ -80,13 +85,14 @@ pub(crate) async fn serve(
         let _ = tcp.set_nodelay(true);
         let shared = shared.clone();
         let tls = tls.clone();
+        let peer = Peer { addr, local_port };
         shared.tracker.clone().spawn(async move {
             match tls {
-                None => serve_conn(TokioIo::new(tcp), addr, kind, shared).await,
+                None => serve_conn(TokioIo::new(tcp), peer, kind, shared).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                         Ok(Ok(stream)) => {
-                            serve_conn(TokioIo::new(stream), addr, kind, shared).await
+                            serve_conn(TokioIo::new(stream), peer, kind, shared).await
                         }
                         Ok(Err(e)) => {
                             tracing::debug!(peer = %addr, error = %e, "tls handshake failed")
@@ -99,11 +105,11 @@ pub(crate) async fn serve(
     }
 }
 
-async fn serve_conn<I>(io: I, addr: SocketAddr, kind: Listener, shared: Arc<Shared>)
+async fn serve_conn<I>(io: I, peer: Peer, kind: Listener, shared: Arc<Shared>)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let peer = Peer { addr };
+    let addr = peer.addr;
     let svc_shared = shared.clone();
     let service = service_fn(move |req| {
         let shared = svc_shared.clone();
@@ -134,6 +140,16 @@ pub(crate) async fn dispatch(
     shared: Arc<Shared>,
 ) -> Response<Body> {
     let path = req.uri().path().to_owned();
+    if let Some(log) = &shared.security_log {
+        log.record(&RequestFacts {
+            method: req.method().as_str(),
+            path: &path,
+            query: req.uri().query(),
+            headers: req.headers(),
+            peer: peer.addr,
+            local_port: peer.local_port,
+        });
+    }
     let route = routes::parse(&path);
     if kind == Listener::Gateway && route != Route::V2Read {
         return respond::not_found();

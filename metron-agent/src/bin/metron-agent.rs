@@ -4,7 +4,11 @@
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(name = "metron-agent", version, about = "Loggregator agent: UDP v1 and mTLS gRPC v2 ingress forwarding to dopplers")]
+#[command(
+    name = "metron-agent",
+    version,
+    about = "Loggregator agent: UDP v1 and mTLS gRPC v2 ingress forwarding to dopplers"
+)]
 struct Cli {
     #[command(flatten)]
     args: metron_agent::cli::Args,

@@ -43,7 +43,10 @@ impl IngressService {
     fn one(&self, env: Bytes, arena: &mut BytesMut, tally: &mut Tally) {
         tally.received += 1;
         match self.processor.process(env, arena) {
-            Outcome::Forward { bytes, origin_mapped } => {
+            Outcome::Forward {
+                bytes,
+                origin_mapped,
+            } => {
                 tally.mapped += u64::from(origin_mapped);
                 self.ring.push(bytes);
             }
@@ -96,7 +99,10 @@ impl Ingress for IngressService {
         Ok(Response::new(Bytes::new()))
     }
 
-    async fn batch_sender(&self, request: Request<Streaming<Bytes>>) -> Result<Response<Bytes>, Status> {
+    async fn batch_sender(
+        &self,
+        request: Request<Streaming<Bytes>>,
+    ) -> Result<Response<Bytes>, Status> {
         let mut stream = request.into_inner();
         let mut arena = BytesMut::new();
         while let Some(batch) = stream.message().await? {

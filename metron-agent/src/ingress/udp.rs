@@ -16,8 +16,15 @@ use crate::metrics::Metrics;
 /// Largest datagram read (upstream reader buffer).
 pub const MAX_DATAGRAM: usize = 65_535;
 
+/// Requested kernel receive buffer (capped by `net.core.rmem_max`): absorbs
+/// bursts while the reader task is not scheduled.
+pub const RECV_BUFFER: usize = 8 << 20;
+
 /// Reads `socket` until shutdown, pushing every datagram into `ring`.
 pub async fn run(socket: UdpSocket, ring: Arc<Ring<Bytes>>, metrics: Metrics, shutdown: Shutdown) {
+    if let Err(e) = socket2::SockRef::from(&socket).set_recv_buffer_size(RECV_BUFFER) {
+        tracing::debug!(error = %e, "could not enlarge the UDP receive buffer");
+    }
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut arena = BytesMut::with_capacity(256 * 1024);
     loop {

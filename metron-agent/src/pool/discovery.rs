@@ -57,24 +57,45 @@ mod tests {
 
     #[tokio::test]
     async fn az_names_win_when_they_resolve() {
-        let d = Discovery::new(vec!["127.0.0.2:1".into()], vec!["127.0.0.1:1".into(), "127.0.0.1:2".into()]);
-        assert_eq!(d.resolve().await.expect("resolves"), vec!["127.0.0.2:1".parse().expect("addr")]);
         let d = Discovery::new(
-            vec!["does-not-exist.invalid:1".into()],
-            vec!["127.0.0.1:2".into(), "127.0.0.1:1".into(), "127.0.0.1:1".into()],
+            vec!["127.0.0.2:1".into()],
+            vec!["127.0.0.1:1".into(), "127.0.0.1:2".into()],
         );
         assert_eq!(
             d.resolve().await.expect("resolves"),
-            vec!["127.0.0.1:1".parse().expect("addr"), "127.0.0.1:2".parse().expect("addr")]
+            vec!["127.0.0.2:1".parse().expect("addr")]
+        );
+        let d = Discovery::new(
+            vec!["does-not-exist.invalid:1".into()],
+            vec![
+                "127.0.0.1:2".into(),
+                "127.0.0.1:1".into(),
+                "127.0.0.1:1".into(),
+            ],
+        );
+        assert_eq!(
+            d.resolve().await.expect("resolves"),
+            vec![
+                "127.0.0.1:1".parse().expect("addr"),
+                "127.0.0.1:2".parse().expect("addr")
+            ]
         );
         let d = Discovery::new(vec![], vec!["does-not-exist.invalid:1".into()]);
-        assert_eq!(d.resolve().await.expect_err("none").to_string(), "unable to lookup a log consumer");
+        assert_eq!(
+            d.resolve().await.expect_err("none").to_string(),
+            "unable to lookup a log consumer"
+        );
     }
 
     #[tokio::test]
     async fn localhost_yields_its_records() {
         let d = Discovery::new(vec![], vec!["localhost:8082".into()]);
         let addrs = d.resolve().await.expect("resolves");
-        assert!(addrs.iter().all(|a| a.port() == 8082 && a.ip().is_loopback()), "{addrs:?}");
+        assert!(
+            addrs
+                .iter()
+                .all(|a| a.port() == 8082 && a.ip().is_loopback()),
+            "{addrs:?}"
+        );
     }
 }

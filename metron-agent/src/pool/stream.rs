@@ -84,8 +84,16 @@ impl Manager {
     /// Picks randomly among the least-used resolved addresses, avoiding
     /// recently failed ones while others exist.
     fn pick(&self, addrs: &[SocketAddr]) -> Option<SocketAddr> {
-        let healthy: Vec<SocketAddr> = addrs.iter().copied().filter(|a| !self.failures.recent(a)).collect();
-        let addrs = if healthy.is_empty() { addrs } else { &healthy[..] };
+        let healthy: Vec<SocketAddr> = addrs
+            .iter()
+            .copied()
+            .filter(|a| !self.failures.recent(a))
+            .collect();
+        let addrs = if healthy.is_empty() {
+            addrs
+        } else {
+            &healthy[..]
+        };
         let used = usage(&self.all);
         let load = |a: &SocketAddr| used.get(a).copied().unwrap_or(0);
         let min = addrs.iter().map(load).min()?;
@@ -105,7 +113,11 @@ impl Manager {
         let tls = self.config.tls.clone().map(|c| (c, "doppler"));
         let channel = match channel_with(&addr.to_string(), tls, &ChannelOptions::agent()) {
             Ok(c) => c,
-            Err(e) => return End::Failed(format!("failed to establish stream to doppler ({addr}): {e}")),
+            Err(e) => {
+                return End::Failed(format!(
+                    "failed to establish stream to doppler ({addr}): {e}"
+                ));
+            }
         };
         let (tx, rx) = mpsc::channel(self.config.protocol.channel_capacity());
         let (est_tx, est_rx) = oneshot::channel();
@@ -148,9 +160,10 @@ impl Manager {
         backoff.reset();
         let jitter = rand::rng().random_range(0..1000u64);
         self.slot.writes.store(0, Ordering::Relaxed);
-        self.slot
-            .limit
-            .store(self.config.recycle_after.saturating_add(jitter), Ordering::Relaxed);
+        self.slot.limit.store(
+            self.config.recycle_after.saturating_add(jitter),
+            Ordering::Relaxed,
+        );
         *self.slot.addr.lock() = Some(addr);
         *self.slot.tx.write() = Some(tx);
         self.gauges.connections.add(1);

@@ -163,7 +163,11 @@ mod tests {
             t.apply(name, "s", &none, 5, 0);
         }
         assert_eq!(t.len(), 3);
-        assert_eq!(t.apply("a", "s", &none, 1, 0), 6, "existing key still counts");
+        assert_eq!(
+            t.apply("a", "s", &none, 1, 0),
+            6,
+            "existing key still counts"
+        );
         assert_eq!(t.apply("d", "s", &none, 1, 0), 1);
         assert_eq!(t.len(), 1, "new key past the bound clears the map");
         assert_eq!(t.apply("a", "s", &none, 1, 0), 1);

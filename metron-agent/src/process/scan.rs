@@ -218,9 +218,21 @@ mod tests {
 
     #[test]
     fn irregular_inputs_give_up_instead_of_guessing() {
-        assert_eq!(scan::<&str>(&[0x12, 0x05, b'a'], &[]), Err(Irregular), "truncated");
-        assert_eq!(scan::<&str>(&[0x10, 0x01], &[]), Err(Irregular), "source_id as varint");
-        assert_eq!(scan::<&str>(&[0x12, 0x01, 0xff], &[]), Err(Irregular), "bad utf-8");
+        assert_eq!(
+            scan::<&str>(&[0x12, 0x05, b'a'], &[]),
+            Err(Irregular),
+            "truncated"
+        );
+        assert_eq!(
+            scan::<&str>(&[0x10, 0x01], &[]),
+            Err(Irregular),
+            "source_id as varint"
+        );
+        assert_eq!(
+            scan::<&str>(&[0x12, 0x01, 0xff], &[]),
+            Err(Irregular),
+            "bad utf-8"
+        );
         assert_eq!(scan::<&str>(&[0x00], &[]), Err(Irregular), "field 0");
     }
 }

@@ -77,44 +77,43 @@ impl V2Processor {
     /// Processes one encoded envelope. Rewritten envelopes are carved out of
     /// `arena`, so a batch of rewrites shares a few allocations.
     pub fn process(&self, env: Bytes, arena: &mut BytesMut) -> Outcome {
-        if self.fast_path {
-            if let Ok(s) = scan::scan(&env, &self.default_keys)
-                && !s.source_id_empty
-                && !s.has_deprecated_tags
-                && s.member != Member::Counter
-            {
-                if self.logs_disabled && s.member == Member::Log {
-                    return Outcome::LogDisabled;
-                }
-                let missing = !s.present & self.all_mask;
-                if missing == 0 {
-                    return Outcome::Forward {
-                        bytes: env,
-                        origin_mapped: false,
-                    };
-                }
-                let extra: usize = self
-                    .default_entries
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| missing & (1 << i) != 0)
-                    .map(|(_, e)| e.len())
-                    .sum();
-                let need = env.len() + extra;
-                if arena.capacity() - arena.len() < need {
-                    arena.reserve(need.max(64 * 1024));
-                }
-                arena.extend_from_slice(&env);
-                for (i, e) in self.default_entries.iter().enumerate() {
-                    if missing & (1 << i) != 0 {
-                        arena.extend_from_slice(e);
-                    }
-                }
+        if self.fast_path
+            && let Ok(s) = scan::scan(&env, &self.default_keys)
+            && !s.source_id_empty
+            && !s.has_deprecated_tags
+            && s.member != Member::Counter
+        {
+            if self.logs_disabled && s.member == Member::Log {
+                return Outcome::LogDisabled;
+            }
+            let missing = !s.present & self.all_mask;
+            if missing == 0 {
                 return Outcome::Forward {
-                    bytes: arena.split().freeze(),
+                    bytes: env,
                     origin_mapped: false,
                 };
             }
+            let extra: usize = self
+                .default_entries
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| missing & (1 << i) != 0)
+                .map(|(_, e)| e.len())
+                .sum();
+            let need = env.len() + extra;
+            if arena.capacity() - arena.len() < need {
+                arena.reserve(need.max(64 * 1024));
+            }
+            arena.extend_from_slice(&env);
+            for (i, e) in self.default_entries.iter().enumerate() {
+                if missing & (1 << i) != 0 {
+                    arena.extend_from_slice(e);
+                }
+            }
+            return Outcome::Forward {
+                bytes: arena.split().freeze(),
+                origin_mapped: false,
+            };
         }
         self.slow(&env)
     }
@@ -139,10 +138,10 @@ impl V2Processor {
     pub fn tag_and_total(&self, env: &mut Envelope) {
         tag_envelope(env, &self.defaults);
         if let Some(Member2::Counter(c)) = &mut env.message {
-            c.total = self
-                .totals
-                .lock()
-                .apply(&c.name, &env.source_id, &env.tags, c.delta, c.total);
+            c.total =
+                self.totals
+                    .lock()
+                    .apply(&c.name, &env.source_id, &env.tags, c.delta, c.total);
         }
     }
 }

@@ -4,7 +4,11 @@ use clap::Parser;
 
 /// Loggregator datadog-nozzle.
 #[derive(Debug, Parser)]
-#[command(name = "datadog-nozzle", version, about = "Loggregator datadog-nozzle: firehose metrics to the Datadog series API")]
+#[command(
+    name = "datadog-nozzle",
+    version,
+    about = "Loggregator datadog-nozzle: firehose metrics to the Datadog series API"
+)]
 struct Cli {
     #[command(flatten)]
     args: nozzles::datadog::cli::Args,

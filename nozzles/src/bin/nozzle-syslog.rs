@@ -4,7 +4,11 @@ use clap::Parser;
 
 /// Loggregator nozzle-syslog.
 #[derive(Debug, Parser)]
-#[command(name = "nozzle-syslog", version, about = "Loggregator nozzle-syslog: firehose to syslog (RFC 5424 or JSON lines)")]
+#[command(
+    name = "nozzle-syslog",
+    version,
+    about = "Loggregator nozzle-syslog: firehose to syslog (RFC 5424 or JSON lines)"
+)]
 struct Cli {
     #[command(flatten)]
     args: nozzles::syslog_nozzle::cli::Args,

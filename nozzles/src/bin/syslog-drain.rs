@@ -4,7 +4,11 @@ use clap::Parser;
 
 /// Loggregator syslog-drain.
 #[derive(Debug, Parser)]
-#[command(name = "syslog-drain", version, about = "Loggregator syslog-drain: syslog drain forwarder: app drains from doppler egress to syslog/https")]
+#[command(
+    name = "syslog-drain",
+    version,
+    about = "Loggregator syslog-drain: syslog drain forwarder: app drains from doppler egress to syslog/https"
+)]
 struct Cli {
     #[command(flatten)]
     args: nozzles::drain::cli::Args,

@@ -18,10 +18,18 @@ fn duration(s: &str) -> Result<Duration, String> {
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Traffic controller WebSocket URL (ws:// or wss://).
-    #[arg(long, env = "NOZZLE_TRAFFICCONTROLLERURL", default_value = "ws://127.0.0.1:8081")]
+    #[arg(
+        long,
+        env = "NOZZLE_TRAFFICCONTROLLERURL",
+        default_value = "ws://127.0.0.1:8081"
+    )]
     pub traffic_controller_url: String,
     /// Subscription id (nozzles with the same id share the firehose).
-    #[arg(long, env = "NOZZLE_FIREHOSESUBSCRIPTIONID", default_value = "datadog-nozzle")]
+    #[arg(
+        long,
+        env = "NOZZLE_FIREHOSESUBSCRIPTIONID",
+        default_value = "datadog-nozzle"
+    )]
     pub subscription_id: String,
     /// Authorization header sent to the traffic controller (e.g. `bearer <token>`).
     #[arg(long, env = "NOZZLE_AUTHORIZATION", default_value = "")]
@@ -33,7 +41,11 @@ pub struct Args {
     #[arg(long, env = "NOZZLE_INSECURESSLSKIPVERIFY", default_value_t = false)]
     pub insecure_skip_verify: bool,
     /// Datadog base URL or full series URL.
-    #[arg(long, env = "NOZZLE_DATADOGURL", default_value = "https://app.datadoghq.com")]
+    #[arg(
+        long,
+        env = "NOZZLE_DATADOGURL",
+        default_value = "https://app.datadoghq.com"
+    )]
     pub datadog_url: String,
     /// Datadog API key.
     #[arg(long, env = "NOZZLE_DATADOGAPIKEY", default_value = "")]
@@ -42,7 +54,11 @@ pub struct Args {
     #[arg(long, default_value_t = false)]
     pub api_key_in_query: bool,
     /// Metric name prefix.
-    #[arg(long, env = "NOZZLE_METRICPREFIX", default_value = "cloudfoundry.nozzle.")]
+    #[arg(
+        long,
+        env = "NOZZLE_METRICPREFIX",
+        default_value = "cloudfoundry.nozzle."
+    )]
     pub metric_prefix: String,
     /// Flush interval (Go duration).
     #[arg(long, env = "NOZZLE_FLUSHDURATION", default_value = "15s", value_parser = duration)]
@@ -79,7 +95,10 @@ impl Args {
         let trust = TrustOptions {
             system_roots: true,
             extra_ca_pem: match &self.ca {
-                Some(p) => Some(std::fs::read(p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))?),
+                Some(p) => Some(
+                    std::fs::read(p)
+                        .map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))?,
+                ),
                 None => None,
             },
             skip_verify: self.insecure_skip_verify,
@@ -98,7 +117,11 @@ impl Args {
             api_key: self.api_key,
             api_key_in_query: self.api_key_in_query,
             prefix: self.metric_prefix,
-            flush_interval: if self.flush_interval.is_zero() { Duration::from_secs(15) } else { self.flush_interval },
+            flush_interval: if self.flush_interval.is_zero() {
+                Duration::from_secs(15)
+            } else {
+                self.flush_interval
+            },
             flush_max_bytes: self.flush_max_bytes,
             max_attempts: self.max_attempts,
             max_series: self.max_series,

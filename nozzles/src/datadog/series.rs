@@ -124,21 +124,34 @@ impl Aggregator {
             Some(EventType::ValueMetric) => {
                 let Some(m) = &env.value_metric else { return };
                 let (host, tags) = Self::base_tags(env);
-                let name = format!("{}{origin}.{}", self.prefix, m.name.as_deref().unwrap_or(""));
+                let name = format!(
+                    "{}{origin}.{}",
+                    self.prefix,
+                    m.name.as_deref().unwrap_or("")
+                );
                 self.add(name, host, tags, ts, m.value.unwrap_or(0.0));
                 self.accepted += 1;
             }
             Some(EventType::CounterEvent) => {
                 let Some(c) = &env.counter_event else { return };
                 let (host, tags) = Self::base_tags(env);
-                let name = format!("{}{origin}.{}", self.prefix, c.name.as_deref().unwrap_or(""));
+                let name = format!(
+                    "{}{origin}.{}",
+                    self.prefix,
+                    c.name.as_deref().unwrap_or("")
+                );
                 self.add(name, host, tags, ts, c.total.unwrap_or(0) as f64);
                 self.accepted += 1;
             }
             Some(EventType::ContainerMetric) => {
-                let Some(c) = &env.container_metric else { return };
+                let Some(c) = &env.container_metric else {
+                    return;
+                };
                 let (host, mut tags) = Self::base_tags(env);
-                tags.push(format!("app_id:{}", c.application_id.as_deref().unwrap_or("")));
+                tags.push(format!(
+                    "app_id:{}",
+                    c.application_id.as_deref().unwrap_or("")
+                ));
                 tags.push(format!("instance_index:{}", c.instance_index.unwrap_or(0)));
                 let values = [
                     ("app.cpu.pct", c.cpu_percentage.unwrap_or(0.0)),
@@ -148,7 +161,13 @@ impl Aggregator {
                     ("app.disk.quota", c.disk_bytes_quota.unwrap_or(0) as f64),
                 ];
                 for (n, v) in values {
-                    self.add(format!("{}{n}", self.prefix), host.clone(), tags.clone(), ts, v);
+                    self.add(
+                        format!("{}{n}", self.prefix),
+                        host.clone(),
+                        tags.clone(),
+                        ts,
+                        v,
+                    );
                 }
                 self.accepted += 1;
             }
@@ -158,7 +177,13 @@ impl Aggregator {
 
     /// Adds an internal metric (`<prefix><name>`, host `host`).
     pub fn add_internal(&mut self, name: &str, host: &str, ts: i64, value: f64) {
-        self.add(format!("{}{name}", self.prefix), host.to_owned(), Vec::new(), ts, value);
+        self.add(
+            format!("{}{name}", self.prefix),
+            host.to_owned(),
+            Vec::new(),
+            ts,
+            value,
+        );
     }
 
     /// Takes every accumulated series, leaving the aggregator empty.
@@ -185,7 +210,9 @@ pub fn bodies(series: &[Series], max_bytes: usize) -> Vec<(Vec<u8>, usize)> {
     let mut cur = OPEN.to_vec();
     let mut count = 0;
     for s in series {
-        let Ok(part) = serde_json::to_vec(s) else { continue };
+        let Ok(part) = serde_json::to_vec(s) else {
+            continue;
+        };
         if count > 0 && cur.len() + 1 + part.len() + CLOSE.len() > max_bytes {
             cur.extend_from_slice(CLOSE);
             out.push((std::mem::replace(&mut cur, OPEN.to_vec()), count));
@@ -223,7 +250,11 @@ mod tests {
             index: Some("0".into()),
             ip: Some("10.0.0.1".into()),
             tags: [("zone".to_owned(), "z1".to_owned())].into_iter().collect(),
-            value_metric: Some(events::ValueMetric { name: Some(name.into()), value: Some(v), unit: Some("ms".into()) }),
+            value_metric: Some(events::ValueMetric {
+                name: Some(name.into()),
+                value: Some(v),
+                unit: Some("ms".into()),
+            }),
             ..Default::default()
         }
     }
@@ -236,9 +267,22 @@ mod tests {
         let s = a.take();
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].metric, "cloudfoundry.nozzle.gorouter.latency");
-        assert_eq!(s[0].points, vec![(1_700_000_000, 1.5), (1_700_000_000, 2.5)]);
+        assert_eq!(
+            s[0].points,
+            vec![(1_700_000_000, 1.5), (1_700_000_000, 2.5)]
+        );
         assert_eq!(s[0].host, "0");
-        assert_eq!(s[0].tags, ["deployment:cf", "index:0", "ip:10.0.0.1", "job:router", "origin:gorouter", "zone:z1"]);
+        assert_eq!(
+            s[0].tags,
+            [
+                "deployment:cf",
+                "index:0",
+                "ip:10.0.0.1",
+                "job:router",
+                "origin:gorouter",
+                "zone:z1"
+            ]
+        );
         let json = String::from_utf8(encode(&s)).expect("utf8");
         assert!(json.starts_with("{\"series\":[{\"metric\":\"cloudfoundry.nozzle.gorouter.latency\",\"points\":[[1700000000,1.5],[1700000000,2.5]],\"type\":\"gauge\",\"host\":\"0\",\"tags\":["), "{json}");
         assert!(a.take().is_empty());
@@ -255,7 +299,10 @@ mod tests {
         assert_eq!(a.dropped, 3);
         let s = a.take();
         assert_eq!(s.len(), 1);
-        assert_eq!(s[0].points, vec![(1_700_000_000, 1.0), (1_700_000_000, 2.0)]);
+        assert_eq!(
+            s[0].points,
+            vec![(1_700_000_000, 1.0), (1_700_000_000, 2.0)]
+        );
     }
 
     #[test]

@@ -230,10 +230,23 @@ mod tests {
     fn flattens_sorted_with_per_app_limit() {
         let b = parse_file(PAGE.as_bytes()).expect("page");
         let specs = flatten(&b, 5);
-        let v: Vec<(&str, &str)> = specs.iter().map(|s| (s.app_id.as_str(), s.url.as_str())).collect();
-        assert_eq!(v, [("app-1", "syslog://a:1"), ("app-1", "syslog://b:1"), ("app-2", "syslog://b:1")]);
+        let v: Vec<(&str, &str)> = specs
+            .iter()
+            .map(|s| (s.app_id.as_str(), s.url.as_str()))
+            .collect();
+        assert_eq!(
+            v,
+            [
+                ("app-1", "syslog://a:1"),
+                ("app-1", "syslog://b:1"),
+                ("app-2", "syslog://b:1")
+            ]
+        );
         let limited = flatten(&b, 1);
-        let v: Vec<(&str, &str)> = limited.iter().map(|s| (s.app_id.as_str(), s.url.as_str())).collect();
+        let v: Vec<(&str, &str)> = limited
+            .iter()
+            .map(|s| (s.app_id.as_str(), s.url.as_str()))
+            .collect();
         assert_eq!(v, [("app-1", "syslog://a:1"), ("app-2", "syslog://b:1")]);
     }
 }

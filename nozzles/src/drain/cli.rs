@@ -53,7 +53,12 @@ pub struct Args {
     #[arg(long, env = "AGGREGATE_DRAIN_URLS", value_delimiter = ',')]
     pub aggregate_drain_urls: Vec<String>,
     /// Doppler gRPC addresses (comma separated).
-    #[arg(long, env = "ROUTER_ADDRS", value_delimiter = ',', default_value = "127.0.0.1:8082")]
+    #[arg(
+        long,
+        env = "ROUTER_ADDRS",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:8082"
+    )]
     pub doppler_addrs: Vec<String>,
     /// Internal CA (dopplers, ingress). Without --ca/--cert/--key internal gRPC is plaintext.
     #[arg(long, env = "CA_CERT_PATH")]
@@ -99,7 +104,11 @@ pub struct Args {
     pub log_level: String,
 }
 
-fn tls_files(ca: &Option<PathBuf>, cert: &Option<PathBuf>, key: &Option<PathBuf>) -> anyhow::Result<Option<TlsFiles>> {
+fn tls_files(
+    ca: &Option<PathBuf>,
+    cert: &Option<PathBuf>,
+    key: &Option<PathBuf>,
+) -> anyhow::Result<Option<TlsFiles>> {
     match (ca, cert, key) {
         (None, None, None) => Ok(None),
         (Some(ca), Some(cert), Some(key)) => Ok(Some(TlsFiles::new(ca, cert, key))),
@@ -118,20 +127,35 @@ impl Args {
                 server_name: self.bindings_server_name.clone(),
                 batch_size: self.bindings_batch_size.max(1),
             },
-            (Some(_), Some(_)) => anyhow::bail!("--bindings-file and --bindings-url are mutually exclusive"),
-            (None, None) if !self.aggregate_drain_urls.is_empty() => BindingsConfig::File(PathBuf::from("/dev/null")),
+            (Some(_), Some(_)) => {
+                anyhow::bail!("--bindings-file and --bindings-url are mutually exclusive")
+            }
+            (None, None) if !self.aggregate_drain_urls.is_empty() => {
+                BindingsConfig::File(PathBuf::from("/dev/null"))
+            }
             (None, None) => anyhow::bail!("one of --bindings-file or --bindings-url is required"),
         };
         let extra_ca_pem = match &self.drain_ca {
-            Some(p) => Some(std::fs::read(p).map_err(|e| anyhow::anyhow!("reading --drain-ca {}: {e}", p.display()))?),
+            Some(p) => Some(
+                std::fs::read(p)
+                    .map_err(|e| anyhow::anyhow!("reading --drain-ca {}: {e}", p.display()))?,
+            ),
             None => None,
         };
         Ok(Config {
             bindings,
             poll_interval: self.poll_interval,
             per_app_limit: self.per_app_limit.max(1),
-            aggregate_drains: self.aggregate_drain_urls.into_iter().filter(|s| !s.is_empty()).collect(),
-            dopplers: self.doppler_addrs.into_iter().filter(|s| !s.is_empty()).collect(),
+            aggregate_drains: self
+                .aggregate_drain_urls
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect(),
+            dopplers: self
+                .doppler_addrs
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect(),
             internal_tls: tls_files(&self.ca, &self.cert, &self.key)?,
             doppler_server_name: self.doppler_server_name,
             ingress_addr: (!self.ingress_addr.is_empty()).then_some(self.ingress_addr),
@@ -145,7 +169,11 @@ impl Args {
                 },
                 default_metadata: self.default_drain_metadata,
                 buffer_size: self.drain_buffer_size.max(1),
-                idle_timeout: if self.idle_drain_timeout.is_zero() { IDLE_TIMEOUT } else { self.idle_drain_timeout },
+                idle_timeout: if self.idle_drain_timeout.is_zero() {
+                    IDLE_TIMEOUT
+                } else {
+                    self.idle_drain_timeout
+                },
             },
             registry: Registry::new(),
             grace: Duration::from_secs(5),

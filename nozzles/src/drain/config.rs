@@ -63,7 +63,11 @@ pub struct Config {
 impl Config {
     /// A configuration for tests: bindings from `bindings_file`, plaintext or
     /// mTLS to `dopplers`, defaults elsewhere, a 1 s poll interval.
-    pub fn for_tests(bindings_file: PathBuf, dopplers: Vec<String>, internal_tls: Option<TlsFiles>) -> Self {
+    pub fn for_tests(
+        bindings_file: PathBuf,
+        dopplers: Vec<String>,
+        internal_tls: Option<TlsFiles>,
+    ) -> Self {
         Self {
             bindings: BindingsConfig::File(bindings_file),
             poll_interval: Duration::from_secs(1),

@@ -52,7 +52,9 @@ pub struct Forwarder {
 
 impl std::fmt::Debug for Forwarder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Forwarder").field("url", &self.url.anonymized).finish()
+        f.debug_struct("Forwarder")
+            .field("url", &self.url.anonymized)
+            .finish()
     }
 }
 
@@ -83,7 +85,7 @@ impl Forwarder {
                     continue;
                 }
             }
-            if self.ring.is_closed() && self.ring.len() == 0 {
+            if self.ring.is_closed() && self.ring.is_empty() {
                 break;
             }
             let lost = self.ring.take_dropped();
@@ -117,7 +119,8 @@ impl Forwarder {
                     self.post_batch(&cancel).await;
                 }
             } else {
-                self.deliver(&msgs, &cancel, &mut connect_failed_reported).await;
+                self.deliver(&msgs, &cancel, &mut connect_failed_reported)
+                    .await;
             }
         }
         if is_batch {
@@ -141,7 +144,8 @@ impl Forwarder {
                     self.url.scheme.as_str(),
                     self.url.anonymized
                 );
-                self.notices.send(app, &lost_text(lost, app, &self.url.anonymized));
+                self.notices
+                    .send(app, &lost_text(lost, app, &self.url.anonymized));
             }
             None => tracing::warn!(
                 "Dropped {lost} {} logs for aggregate drain with url {}",
@@ -152,7 +156,12 @@ impl Forwarder {
     }
 
     /// Writes `msgs` (syslog / https) with retries; drops them after the last attempt.
-    async fn deliver(&mut self, msgs: &[&[u8]], cancel: &CancellationToken, connect_reported: &mut bool) {
+    async fn deliver(
+        &mut self,
+        msgs: &[&[u8]],
+        cancel: &CancellationToken,
+        connect_reported: &mut bool,
+    ) {
         let m = self.metrics.scheme(self.url.scheme).clone();
         let mut done = 0;
         for attempt in 0..retry::MAX_ATTEMPTS {

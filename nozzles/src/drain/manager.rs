@@ -77,7 +77,9 @@ pub struct Manager {
 
 impl std::fmt::Debug for Manager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Manager").field("drains", &self.running.len()).finish()
+        f.debug_struct("Manager")
+            .field("drains", &self.running.len())
+            .finish()
     }
 }
 
@@ -219,17 +221,19 @@ impl Manager {
     }
 
     fn start(&self, spec: &DrainSpec) -> Result<Running, String> {
-        let url = DrainUrl::parse(&spec.url, self.settings.default_metadata).map_err(|e| e.to_string())?;
+        let url = DrainUrl::parse(&spec.url, self.settings.default_metadata)
+            .map_err(|e| e.to_string())?;
         let anonymized = url.anonymized.clone();
         let tls = match url.scheme {
             Scheme::Syslog => None,
             _ => {
-                let client = (!spec.cert.is_empty() && !spec.key.is_empty()).then(|| ClientPem {
+                let client = (!spec.cert.is_empty() && !spec.key.is_empty()).then_some(ClientPem {
                     cert: spec.cert.as_bytes(),
                     key: spec.key.as_bytes(),
                 });
                 if !spec.ca.trim().is_empty()
-                    && plumbing::tls::parse_certs(spec.ca.as_bytes(), std::path::Path::new("ca")).is_err()
+                    && plumbing::tls::parse_certs(spec.ca.as_bytes(), std::path::Path::new("ca"))
+                        .is_err()
                 {
                     return Err(format!("failed to load root CA for {anonymized}"));
                 }
@@ -277,7 +281,11 @@ impl Manager {
                 routes.aggregate.push(route);
                 aggregate_kinds = aggregate_kinds.union(k);
             } else {
-                routes.by_app.entry(spec.app_id.clone()).or_default().push(route);
+                routes
+                    .by_app
+                    .entry(spec.app_id.clone())
+                    .or_default()
+                    .push(route);
                 let e = kinds_by_app.entry(spec.app_id.clone()).or_default();
                 *e = e.union(k);
             }
@@ -287,7 +295,9 @@ impl Manager {
         // With aggregate drains, one set of wildcard selectors covers every
         // app too (app selectors would deliver envelopes twice).
         let selectors = if routes_has_aggregate(aggregate_kinds) {
-            let all = kinds_by_app.values().fold(aggregate_kinds, |a, k| a.union(*k));
+            let all = kinds_by_app
+                .values()
+                .fold(aggregate_kinds, |a, k| a.union(*k));
             selectors_for("", all)
         } else {
             kinds_by_app
@@ -326,8 +336,12 @@ pub fn selectors_for(source_id: &str, kinds: Kinds) -> Vec<Selector> {
         add(selector::Message::Event(EventSelector {}));
     }
     if kinds.metrics {
-        add(selector::Message::Counter(CounterSelector { name: String::new() }));
-        add(selector::Message::Gauge(GaugeSelector { names: Vec::new() }));
+        add(selector::Message::Counter(CounterSelector {
+            name: String::new(),
+        }));
+        add(selector::Message::Gauge(GaugeSelector {
+            names: Vec::new(),
+        }));
     }
     if kinds.timers {
         add(selector::Message::Timer(TimerSelector {}));

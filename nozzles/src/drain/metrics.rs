@@ -47,7 +47,11 @@ impl DrainMetrics {
     /// Registers the handles in `registry`.
     pub fn new(registry: &Registry) -> Self {
         let scheme = |s: &str| SchemeMetrics {
-            egress: registry.counter("syslog_drain_egress", "Messages written to drains", &[("scheme", s)]),
+            egress: registry.counter(
+                "syslog_drain_egress",
+                "Messages written to drains",
+                &[("scheme", s)],
+            ),
             dropped: registry.counter(
                 "syslog_drain_dropped",
                 "Envelopes overwritten in per-drain buffers",
@@ -58,25 +62,49 @@ impl DrainMetrics {
                 "Envelopes overwritten in per-drain buffers",
                 &[("scheme", s), ("reason", "retries_exhausted")],
             ),
-            write_errors: registry.counter("syslog_drain_write_errors", "Failed write attempts", &[("scheme", s)]),
+            write_errors: registry.counter(
+                "syslog_drain_write_errors",
+                "Failed write attempts",
+                &[("scheme", s)],
+            ),
         };
         Self {
-            ingress: registry.counter("syslog_drain_ingress", "Envelopes received from dopplers", &[]),
+            ingress: registry.counter(
+                "syslog_drain_ingress",
+                "Envelopes received from dopplers",
+                &[],
+            ),
             format_errors: registry.counter(
                 "syslog_drain_format_errors",
                 "Envelopes that could not be formatted as RFC 5424",
                 &[],
             ),
             drains: registry.gauge("syslog_drain_drains", "Drains running", &[]),
-            invalid_drains: registry.counter("invalid_drains", "Bindings with an invalid drain URL", &[]),
+            invalid_drains: registry.counter(
+                "invalid_drains",
+                "Bindings with an invalid drain URL",
+                &[],
+            ),
             binding_refresh_failures: registry.counter(
                 "syslog_drain_binding_refresh_failures",
                 "Failed binding fetches",
                 &[],
             ),
-            notices_sent: registry.counter("syslog_drain_notices_sent", "App-visible notices sent", &[]),
-            notices_dropped: registry.counter("syslog_drain_notices_dropped", "App-visible notices lost", &[]),
-            subscriptions: registry.counter("syslog_drain_subscriptions", "Doppler egress stream opens", &[]),
+            notices_sent: registry.counter(
+                "syslog_drain_notices_sent",
+                "App-visible notices sent",
+                &[],
+            ),
+            notices_dropped: registry.counter(
+                "syslog_drain_notices_dropped",
+                "App-visible notices lost",
+                &[],
+            ),
+            subscriptions: registry.counter(
+                "syslog_drain_subscriptions",
+                "Doppler egress stream opens",
+                &[],
+            ),
             syslog: scheme("syslog"),
             syslog_tls: scheme("syslog-tls"),
             https: scheme("https"),

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use envelope_proto::loggregator_v2::{Envelope, EnvelopeBatch, Log, envelope, ingress_client::IngressClient, log};
+use envelope_proto::loggregator_v2::{
+    Envelope, EnvelopeBatch, Log, envelope, ingress_client::IngressClient, log,
+};
 use plumbing::metrics::Counter;
 use plumbing::queue::{FullPolicy, QueueRx, QueueTx, TrySend, bounded};
 use plumbing::shutdown::Shutdown;
@@ -37,7 +39,9 @@ pub fn notice_envelope(app_id: &str, text: &str) -> Envelope {
 
 /// The text of a buffer-overflow notice.
 pub fn lost_text(n: u64, app_id: &str, url: &str) -> String {
-    format!("{n} messages lost for application {app_id} in user provided syslog drain with url {url}")
+    format!(
+        "{n} messages lost for application {app_id} in user provided syslog drain with url {url}"
+    )
 }
 
 /// The text of a dial-failure notice.
@@ -78,7 +82,10 @@ pub fn start(channel: Channel, sent: Counter, dropped: Counter, shutdown: &Shutd
     let task_dropped = dropped.clone();
     let sd = shutdown.clone();
     shutdown.spawn(run(IngressClient::new(channel), rx, sent, task_dropped, sd));
-    Notices { tx: Some(tx), dropped }
+    Notices {
+        tx: Some(tx),
+        dropped,
+    }
 }
 
 async fn run(
@@ -99,7 +106,9 @@ async fn run(
         batch.push(first);
         rx.drain_into(&mut batch, 99);
         let n = batch.len() as u64;
-        let req = EnvelopeBatch { batch: std::mem::take(&mut batch) };
+        let req = EnvelopeBatch {
+            batch: std::mem::take(&mut batch),
+        };
         let mut ok = false;
         for attempt in 0..3u32 {
             // BatchSender: doppler does not implement the unary Send.
@@ -118,7 +127,10 @@ async fn run(
             sent.add(n);
         } else {
             dropped.add(n);
-            tracing::error!(count = n, "dropped app-visible drain notices: ingress unreachable");
+            tracing::error!(
+                count = n,
+                "dropped app-visible drain notices: ingress unreachable"
+            );
         }
     }
 }

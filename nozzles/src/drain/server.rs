@@ -41,9 +41,11 @@ fn bindings_source(config: &Config) -> Result<Source, Error> {
             server_name,
             batch_size,
         } => {
-            let (scheme, rest) = url
-                .split_once("://")
-                .ok_or_else(|| Error::Config(format!("bindings url {url:?}: missing scheme (http:// or https://)")))?;
+            let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+                Error::Config(format!(
+                    "bindings url {url:?}: missing scheme (http:// or https://)"
+                ))
+            })?;
             let (authority, path) = match rest.find('/') {
                 Some(i) => rest.split_at(i),
                 None => (rest, ""),
@@ -62,11 +64,15 @@ fn bindings_source(config: &Config) -> Result<Source, Error> {
                 "http" => None,
                 "https" => {
                     let files = tls.as_ref().ok_or_else(|| {
-                        Error::Config("bindings url is https but no --bindings-ca/cert/key given".into())
+                        Error::Config(
+                            "bindings url is https but no --bindings-ca/cert/key given".into(),
+                        )
                     })?;
-                    let cfg = plumbing::tls::client_config(files).map_err(|e| Error::Tls(e.to_string()))?;
+                    let cfg = plumbing::tls::client_config(files)
+                        .map_err(|e| Error::Tls(e.to_string()))?;
                     let name = server_name.as_deref().unwrap_or(host);
-                    let name = crate::tlsutil::server_name(name).map_err(|e| Error::Tls(e.to_string()))?;
+                    let name =
+                        crate::tlsutil::server_name(name).map_err(|e| Error::Tls(e.to_string()))?;
                     Some((cfg, name))
                 }
                 other => {
@@ -75,8 +81,17 @@ fn bindings_source(config: &Config) -> Result<Source, Error> {
                     )));
                 }
             };
-            let client = HttpClient::new(addr, authority.to_owned(), tls, std::time::Duration::from_secs(30));
-            Ok(Source::Http(CcSource::new(client, path.to_owned(), *batch_size)))
+            let client = HttpClient::new(
+                addr,
+                authority.to_owned(),
+                tls,
+                std::time::Duration::from_secs(30),
+            );
+            Ok(Source::Http(CcSource::new(
+                client,
+                path.to_owned(),
+                *batch_size,
+            )))
         }
     }
 }
@@ -94,14 +109,26 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: Shutdown) -> Re
     }
 
     if let Some(l) = listeners.admin {
-        shutdown.spawn(plumbing::admin::serve(l, config.registry.clone(), shutdown.clone()));
+        shutdown.spawn(plumbing::admin::serve(
+            l,
+            config.registry.clone(),
+            shutdown.clone(),
+        ));
     }
 
     let notices = match &config.ingress_addr {
         Some(addr) => {
-            let tls = internal.clone().map(|c| (c, config.ingress_server_name.as_str()));
-            let channel = plumbing::tls::grpc::channel(addr, tls).map_err(|e| Error::Tls(e.to_string()))?;
-            notice::start(channel, metrics.notices_sent.clone(), metrics.notices_dropped.clone(), &shutdown)
+            let tls = internal
+                .clone()
+                .map(|c| (c, config.ingress_server_name.as_str()));
+            let channel =
+                plumbing::tls::grpc::channel(addr, tls).map_err(|e| Error::Tls(e.to_string()))?;
+            notice::start(
+                channel,
+                metrics.notices_sent.clone(),
+                metrics.notices_dropped.clone(),
+                &shutdown,
+            )
         }
         None => Notices::disabled(metrics.notices_dropped.clone()),
     };
@@ -116,8 +143,11 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: Shutdown) -> Re
     );
 
     for d in &config.dopplers {
-        let tls = internal.clone().map(|c| (c, config.doppler_server_name.as_str()));
-        let channel = plumbing::tls::grpc::channel(d, tls).map_err(|e| Error::Tls(e.to_string()))?;
+        let tls = internal
+            .clone()
+            .map(|c| (c, config.doppler_server_name.as_str()));
+        let channel =
+            plumbing::tls::grpc::channel(d, tls).map_err(|e| Error::Tls(e.to_string()))?;
         shutdown.spawn(subscriber::run(
             channel,
             d.clone(),

@@ -7,7 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use envelope_proto::loggregator_v2::{EgressBatchRequest, EnvelopeBatch, Selector, egress_client::EgressClient};
+use envelope_proto::loggregator_v2::{
+    EgressBatchRequest, EnvelopeBatch, Selector, egress_client::EgressClient,
+};
 use plumbing::backoff::Backoff;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -35,7 +37,10 @@ async fn open(
     shard_id: &str,
     selectors: &[Selector],
 ) -> Result<Streaming<EnvelopeBatch>, tonic::Status> {
-    Ok(client.batched_receiver(request(shard_id, selectors)).await?.into_inner())
+    Ok(client
+        .batched_receiver(request(shard_id, selectors))
+        .await?
+        .into_inner())
 }
 
 /// Runs one doppler's subscription until `cancel` fires.

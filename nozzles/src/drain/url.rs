@@ -226,7 +226,10 @@ fn query_pairs(q: &str) -> Vec<(String, String)> {
 }
 
 fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 fn has_leading_zeros(host: &str) -> bool {
@@ -336,7 +339,11 @@ impl DrainUrl {
             (None, None) => LogTypeFilter::All,
         };
 
-        let mut path_and_query = if path.is_empty() { "/".to_owned() } else { path.to_owned() };
+        let mut path_and_query = if path.is_empty() {
+            "/".to_owned()
+        } else {
+            path.to_owned()
+        };
         if !query.is_empty() {
             path_and_query.push('?');
             path_and_query.push_str(query);
@@ -395,7 +402,10 @@ mod tests {
     #[test]
     fn schemes_and_ports() {
         let u = p("syslog://logs.example.com:1234");
-        assert_eq!((u.scheme, u.host.as_str(), u.port), (Scheme::Syslog, "logs.example.com", 1234));
+        assert_eq!(
+            (u.scheme, u.host.as_str(), u.port),
+            (Scheme::Syslog, "logs.example.com", 1234)
+        );
         assert_eq!(p("syslog-tls://h").port, 6514);
         assert_eq!(p("syslog://h").port, 514);
         let h = p("https://user:pw@h.example/path/x?drain-type=all&token=1");
@@ -407,18 +417,30 @@ mod tests {
         assert_eq!(p("https-batch://h:8443").scheme, Scheme::HttpsBatch);
         assert_eq!(p("https-batch://h:8443").path_and_query, "/");
         let v6 = p("syslog://[::1]:99");
-        assert_eq!((v6.host.as_str(), v6.port, v6.authority()), ("::1", 99, "[::1]:99".to_owned()));
+        assert_eq!(
+            (v6.host.as_str(), v6.port, v6.authority()),
+            ("::1", 99, "[::1]:99".to_owned())
+        );
         assert_eq!(
             DrainUrl::parse("http://h", true),
             Err(UrlError::UnsupportedScheme("http".into()))
         );
-        assert_eq!(DrainUrl::parse("nonsense", true), Err(UrlError::Unparseable));
+        assert_eq!(
+            DrainUrl::parse("nonsense", true),
+            Err(UrlError::Unparseable)
+        );
         assert_eq!(
             DrainUrl::parse("syslog://:99", true),
             Err(UrlError::NoHost("syslog://:99".into()))
         );
-        assert!(matches!(DrainUrl::parse("syslog://h:x", true), Err(UrlError::BadPort(_))));
-        assert!(matches!(DrainUrl::parse("syslog://h:0", true), Err(UrlError::BadPort(_))));
+        assert!(matches!(
+            DrainUrl::parse("syslog://h:x", true),
+            Err(UrlError::BadPort(_))
+        ));
+        assert!(matches!(
+            DrainUrl::parse("syslog://h:0", true),
+            Err(UrlError::BadPort(_))
+        ));
         assert!(matches!(
             DrainUrl::parse("syslog://010.0.0.1:5", true),
             Err(UrlError::LeadingZeros(_))
@@ -429,17 +451,32 @@ mod tests {
     #[test]
     fn mode_precedence() {
         assert_eq!(p("syslog://h:1").mode, DrainData::Logs);
-        assert_eq!(p("syslog://h:1?drain-type=logs").mode, DrainData::LogsNoEvents);
-        assert_eq!(p("syslog://h:1?drain-type=metrics").mode, DrainData::Metrics);
-        assert_eq!(p("syslog://h:1?drain-type=all").mode, DrainData::LogsAndMetrics);
+        assert_eq!(
+            p("syslog://h:1?drain-type=logs").mode,
+            DrainData::LogsNoEvents
+        );
+        assert_eq!(
+            p("syslog://h:1?drain-type=metrics").mode,
+            DrainData::Metrics
+        );
+        assert_eq!(
+            p("syslog://h:1?drain-type=all").mode,
+            DrainData::LogsAndMetrics
+        );
         assert_eq!(p("syslog://h:1?drain-data=traces").mode, DrainData::Traces);
         assert_eq!(p("syslog://h:1?drain-data=all").mode, DrainData::All);
-        assert_eq!(p("syslog://h:1?drain-type=metrics&drain-data=logs").mode, DrainData::Logs);
+        assert_eq!(
+            p("syslog://h:1?drain-type=metrics&drain-data=logs").mode,
+            DrainData::Logs
+        );
         assert_eq!(
             p("syslog://h:1?drain-data=logs&include-metrics-deprecated=1").mode,
             DrainData::All
         );
-        assert_eq!(p("syslog://h:1?include-metrics-deprecated=").mode, DrainData::Logs);
+        assert_eq!(
+            p("syslog://h:1?include-metrics-deprecated=").mode,
+            DrainData::Logs
+        );
         let k = DrainData::LogsAndMetrics.kinds();
         assert!(k.logs && !k.events && k.metrics && !k.timers);
     }
@@ -469,13 +506,19 @@ mod tests {
         assert!(exc.allows("APP/PROC/WEB"));
         assert!(exc.allows("MYTHING"));
         assert_eq!(
-            DrainUrl::parse("syslog://h:1?include-log-types=app&exclude-log-types=stg", true),
+            DrainUrl::parse(
+                "syslog://h:1?include-log-types=app&exclude-log-types=stg",
+                true
+            ),
             Err(UrlError::BothLogTypeFilters)
         );
     }
 
     #[test]
     fn query_is_percent_decoded() {
-        assert_eq!(p("syslog://h:1?drain%2Dtype=metrics").mode, DrainData::Metrics);
+        assert_eq!(
+            p("syslog://h:1?drain%2Dtype=metrics").mode,
+            DrainData::Metrics
+        );
     }
 }

@@ -61,7 +61,9 @@ pub struct SyslogConn {
 
 impl std::fmt::Debug for SyslogConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SyslogConn").field("addr", &self.addr).finish()
+        f.debug_struct("SyslogConn")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
@@ -110,7 +112,7 @@ impl SyslogConn {
             tls,
             stream: None,
             plain: None,
-            buf: Vec::with_capacity(64 * 1024),
+            buf: Vec::new(),
             framing: Framing::OctetCounting,
         }
     }
@@ -275,7 +277,12 @@ impl HttpsPost {
     /// A drain writer for `url` using `tls`.
     pub fn new(url: &DrainUrl, tls: Arc<ClientConfig>, name: ServerName<'static>) -> Self {
         Self {
-            client: HttpClient::new(url.authority(), url.authority(), Some((tls, name)), HTTP_TIMEOUT),
+            client: HttpClient::new(
+                url.authority(),
+                url.authority(),
+                Some((tls, name)),
+                HTTP_TIMEOUT,
+            ),
             template: PostTemplate::new(url),
         }
     }
@@ -313,7 +320,12 @@ impl HttpsBatch {
     /// A batching writer for `url` using `tls`.
     pub fn new(url: &DrainUrl, tls: Arc<ClientConfig>, name: ServerName<'static>) -> Self {
         Self {
-            client: HttpClient::new(url.authority(), url.authority(), Some((tls, name)), HTTP_TIMEOUT),
+            client: HttpClient::new(
+                url.authority(),
+                url.authority(),
+                Some((tls, name)),
+                HTTP_TIMEOUT,
+            ),
             template: PostTemplate::new(url),
             pending: Vec::new(),
             pending_count: 0,
@@ -377,10 +389,16 @@ impl Writer {
     /// The writer for `url`; `tls` must be given for TLS schemes.
     pub fn for_url(url: &DrainUrl, tls: Option<Arc<ClientConfig>>) -> Result<Writer, String> {
         let name = || crate::tlsutil::server_name(&url.host).map_err(|e| e.to_string());
-        let need_tls = || tls.clone().ok_or_else(|| "missing TLS configuration".to_owned());
+        let need_tls = || {
+            tls.clone()
+                .ok_or_else(|| "missing TLS configuration".to_owned())
+        };
         Ok(match url.scheme {
             Scheme::Syslog => Writer::Syslog(SyslogConn::new(url.authority(), None)),
-            Scheme::SyslogTls => Writer::Syslog(SyslogConn::new(url.authority(), Some((need_tls()?, name()?)))),
+            Scheme::SyslogTls => Writer::Syslog(SyslogConn::new(
+                url.authority(),
+                Some((need_tls()?, name()?)),
+            )),
             Scheme::Https => Writer::Https(HttpsPost::new(url, need_tls()?, name()?)),
             Scheme::HttpsBatch => Writer::HttpsBatch(HttpsBatch::new(url, need_tls()?, name()?)),
         })

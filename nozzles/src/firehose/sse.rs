@@ -34,7 +34,10 @@ pub struct SseConfig {
 
 impl std::fmt::Debug for SseConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SseConfig").field("url", &self.url).field("query", &self.query).finish()
+        f.debug_struct("SseConfig")
+            .field("url", &self.url)
+            .field("query", &self.query)
+            .finish()
     }
 }
 
@@ -141,7 +144,10 @@ pub fn envelope_from_json(v: &Value) -> Result<v2::Envelope, String> {
             Some(Value::Number(n)) => n.as_i64().unwrap_or(0) as i32,
             _ => 0,
         };
-        Some(M::Log(v2::Log { payload: payload.into(), r#type: t }))
+        Some(M::Log(v2::Log {
+            payload: payload.into(),
+            r#type: t,
+        }))
     } else if let Some(c) = obj.get("counter") {
         Some(M::Counter(v2::Counter {
             name: s(&c["name"]),
@@ -155,17 +161,31 @@ pub fn envelope_from_json(v: &Value) -> Result<v2::Envelope, String> {
             .map(|m| {
                 m.iter()
                     .map(|(k, v)| {
-                        (k.clone(), v2::GaugeValue { unit: s(&v["unit"]), value: f64_of(&v["value"]) })
+                        (
+                            k.clone(),
+                            v2::GaugeValue {
+                                unit: s(&v["unit"]),
+                                value: f64_of(&v["value"]),
+                            },
+                        )
                     })
                     .collect()
             })
             .unwrap_or_default();
         Some(M::Gauge(v2::Gauge { metrics }))
     } else if let Some(t) = obj.get("timer") {
-        Some(M::Timer(v2::Timer { name: s(&t["name"]), start: i64_of(&t["start"]), stop: i64_of(&t["stop"]) }))
+        Some(M::Timer(v2::Timer {
+            name: s(&t["name"]),
+            start: i64_of(&t["start"]),
+            stop: i64_of(&t["stop"]),
+        }))
     } else {
-        obj.get("event")
-            .map(|e| M::Event(v2::Event { title: s(&e["title"]), body: s(&e["body"]) }))
+        obj.get("event").map(|e| {
+            M::Event(v2::Event {
+                title: s(&e["title"]),
+                body: s(&e["body"]),
+            })
+        })
     };
     Ok(v2::Envelope {
         timestamp: i64_of(obj.get("timestamp").unwrap_or(&Value::Null)),
@@ -223,7 +243,11 @@ pub async fn run(config: SseConfig, feed: Feed<v2::Envelope>, cancel: Cancellati
     feed.close();
 }
 
-async fn session(config: &SseConfig, feed: &Feed<v2::Envelope>, backoff: &mut plumbing::backoff::Backoff) -> End {
+async fn session(
+    config: &SseConfig,
+    feed: &Feed<v2::Envelope>,
+    backoff: &mut plumbing::backoff::Backoff,
+) -> End {
     let Some((scheme, rest)) = config.url.split_once("://") else {
         return End::Error(format!("invalid gateway url {}", config.url));
     };
@@ -255,7 +279,10 @@ async fn session(config: &SseConfig, feed: &Feed<v2::Envelope>, backoff: &mut pl
             Ok(n) => n,
             Err(e) => return End::Error(e.to_string()),
         };
-        let stream = match tokio_rustls::TlsConnector::from(tls).connect(name, tcp).await {
+        let stream = match tokio_rustls::TlsConnector::from(tls)
+            .connect(name, tcp)
+            .await
+        {
             Ok(s) => s,
             Err(e) => return End::Error(format!("tls: {e}")),
         };
@@ -279,7 +306,9 @@ async fn session(config: &SseConfig, feed: &Feed<v2::Envelope>, backoff: &mut pl
             Ok(f) => f,
             Err(e) => return End::Error(e.to_string()),
         };
-        let Some(data) = frame.data_ref() else { continue };
+        let Some(data) = frame.data_ref() else {
+            continue;
+        };
         for ev in parser.push(data) {
             match ev {
                 SseEvent::Data(text) => match batch_from_json(&text) {
@@ -304,11 +333,16 @@ async fn session(config: &SseConfig, feed: &Feed<v2::Envelope>, backoff: &mut pl
     End::Error("stream ended".into())
 }
 
-async fn send<T>(io: T, req: Request<Empty<Bytes>>) -> Result<http::Response<hyper::body::Incoming>, String>
+async fn send<T>(
+    io: T,
+    req: Request<Empty<Bytes>>,
+) -> Result<http::Response<hyper::body::Incoming>, String>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.map_err(|e| e.to_string())?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| e.to_string())?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -326,11 +360,18 @@ mod tests {
         evs.extend(p.push(b"event: closing\ndata: closing due to stream timeout\n\n"));
         assert_eq!(
             evs,
-            vec![SseEvent::Data("{\"batch\":[]}".into()), SseEvent::Heartbeat, SseEvent::Closing]
+            vec![
+                SseEvent::Data("{\"batch\":[]}".into()),
+                SseEvent::Heartbeat,
+                SseEvent::Closing
+            ]
         );
         // Split across reads.
         assert!(p.push(b"data: {\"ba").is_empty());
-        assert_eq!(p.push(b"tch\":[]}\n\n"), vec![SseEvent::Data("{\"batch\":[]}".into())]);
+        assert_eq!(
+            p.push(b"tch\":[]}\n\n"),
+            vec![SseEvent::Data("{\"batch\":[]}".into())]
+        );
     }
 
     #[test]
@@ -342,16 +383,27 @@ mod tests {
             deprecated_tags: BTreeMap::new(),
             tags: [("k".to_owned(), "v".to_owned())].into_iter().collect(),
             message: Some(v2::envelope::Message::Gauge(v2::Gauge {
-                metrics: [("cpu".to_owned(), v2::GaugeValue { unit: "percentage".into(), value: 1e21 })]
-                    .into_iter()
-                    .collect(),
+                metrics: [(
+                    "cpu".to_owned(),
+                    v2::GaugeValue {
+                        unit: "percentage".into(),
+                        value: 1e21,
+                    },
+                )]
+                .into_iter()
+                .collect(),
             })),
         };
         let log = v2::Envelope {
-            message: Some(v2::envelope::Message::Log(v2::Log { payload: Bytes::from_static(b"hi\n"), r#type: 1 })),
+            message: Some(v2::envelope::Message::Log(v2::Log {
+                payload: Bytes::from_static(b"hi\n"),
+                r#type: 1,
+            })),
             ..env.clone()
         };
-        let json = envelope_proto::json::batch_to_json(&v2::EnvelopeBatch { batch: vec![env.clone(), log.clone()] });
+        let json = envelope_proto::json::batch_to_json(&v2::EnvelopeBatch {
+            batch: vec![env.clone(), log.clone()],
+        });
         assert_eq!(batch_from_json(&json).expect("parses"), vec![env, log]);
     }
 }

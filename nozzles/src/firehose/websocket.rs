@@ -63,7 +63,11 @@ impl WsConfig {
             FilterType::Logs => "filter-type=logs",
             FilterType::Metrics => "filter-type=metrics",
         };
-        format!("{}/firehose/{}?{q}", self.url.trim_end_matches('/'), self.subscription_id)
+        format!(
+            "{}/firehose/{}?{q}",
+            self.url.trim_end_matches('/'),
+            self.subscription_id
+        )
     }
 }
 
@@ -96,7 +100,9 @@ pub async fn run(config: WsConfig, feed: Feed<events::Envelope>, cancel: Cancell
             }
             End::Closed(Some(1000)) => {
                 feed.metrics().close_normal.inc();
-                tracing::warn!("firehose closed with 1000: disconnected as a slow consumer or upstream ended");
+                tracing::warn!(
+                    "firehose closed with 1000: disconnected as a slow consumer or upstream ended"
+                );
             }
             End::Closed(code) => tracing::warn!(?code, "firehose closed"),
             End::Error(e) => tracing::warn!(error = %e, "firehose connection failed"),
@@ -129,11 +135,18 @@ async fn connect_and_read(
     if let Ok(v) = origin.parse() {
         request.headers_mut().insert(http::header::ORIGIN, v);
     }
-    let Some(host) = request.uri().host().map(|h| h.trim_start_matches('[').trim_end_matches(']').to_owned()) else {
+    let Some(host) = request
+        .uri()
+        .host()
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_owned())
+    else {
         return End::Error(format!("no host in {url}"));
     };
     let secure = request.uri().scheme_str() == Some("wss");
-    let port = request.uri().port_u16().unwrap_or(if secure { 443 } else { 80 });
+    let port = request
+        .uri()
+        .port_u16()
+        .unwrap_or(if secure { 443 } else { 80 });
     let tcp = match TcpStream::connect((host.as_str(), port)).await {
         Ok(t) => t,
         Err(e) => return End::Error(format!("connect {host}:{port}: {e}")),
@@ -147,7 +160,10 @@ async fn connect_and_read(
             Ok(n) => n,
             Err(e) => return End::Error(e.to_string()),
         };
-        let stream = match tokio_rustls::TlsConnector::from(tls).connect(name, tcp).await {
+        let stream = match tokio_rustls::TlsConnector::from(tls)
+            .connect(name, tcp)
+            .await
+        {
             Ok(s) => s,
             Err(e) => return End::Error(format!("tls: {e}")),
         };
@@ -185,9 +201,16 @@ async fn read<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             },
             // Pongs are queued by tungstenite and flushed on the next read.
-            Ok(Message::Ping(_)) | Ok(Message::Pong(_)) | Ok(Message::Text(_)) | Ok(Message::Frame(_)) => {}
+            Ok(Message::Ping(_))
+            | Ok(Message::Pong(_))
+            | Ok(Message::Text(_))
+            | Ok(Message::Frame(_)) => {}
             Ok(Message::Close(frame)) => {
-                return End::Closed(frame.map(|f| u16::from(f.code)).or(Some(u16::from(CloseCode::Status))));
+                return End::Closed(
+                    frame
+                        .map(|f| u16::from(f.code))
+                        .or(Some(u16::from(CloseCode::Status))),
+                );
             }
             Err(e) => return End::Error(e.to_string()),
         }

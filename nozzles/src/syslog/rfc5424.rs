@@ -215,7 +215,13 @@ impl Rfc5424Encoder {
     }
 
     /// Writes `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID - ` (with the trailing space).
-    fn header(&self, env: &Envelope, pri: i32, is_log: bool, out: &mut Encoded) -> Result<(), FormatError> {
+    fn header(
+        &self,
+        env: &Envelope,
+        pri: i32,
+        is_log: bool,
+        out: &mut Encoded,
+    ) -> Result<(), FormatError> {
         let b = &mut out.buf;
         let _ = write!(b, "<{pri}>1 ");
         write_timestamp(env.timestamp, b);
@@ -334,7 +340,9 @@ fn printable(s: &[u8]) -> bool {
 
 /// SD-NAME: at most 32 printable characters other than `=`, `]` and `"`.
 fn valid_sd_name(s: &[u8]) -> bool {
-    s.len() <= MAX_SD_NAME && s.iter().all(|&c| (33..=126).contains(&c) && c != b'=' && c != b']' && c != b'"')
+    s.len() <= MAX_SD_NAME
+        && s.iter()
+            .all(|&c| (33..=126).contains(&c) && c != b'=' && c != b']' && c != b'"')
 }
 
 /// Escapes `\`, `"` and `]` with a backslash (SD-PARAM value rules).
@@ -458,7 +466,10 @@ mod tests {
 
     #[test]
     fn timestamps_truncate_and_trim() {
-        assert_eq!(ts(1_700_000_000_123_456_789), "2023-11-14T22:13:20.123456+00:00");
+        assert_eq!(
+            ts(1_700_000_000_123_456_789),
+            "2023-11-14T22:13:20.123456+00:00"
+        );
         assert_eq!(ts(1_700_000_000_500_000_000), "2023-11-14T22:13:20.5+00:00");
         assert_eq!(ts(1_700_000_000_000_000_999), "2023-11-14T22:13:20+00:00");
         assert_eq!(ts(0), "1970-01-01T00:00:00+00:00");

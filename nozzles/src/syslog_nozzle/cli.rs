@@ -24,7 +24,11 @@ pub enum Protocol {
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Traffic controller WebSocket URL (ws:// or wss://).
-    #[arg(long, env = "TRAFFIC_CONTROLLER_URL", default_value = "ws://127.0.0.1:8081")]
+    #[arg(
+        long,
+        env = "TRAFFIC_CONTROLLER_URL",
+        default_value = "ws://127.0.0.1:8081"
+    )]
     pub traffic_controller_url: String,
     /// Subscription id: nozzles with the same id share the firehose.
     #[arg(long, env = "SUBSCRIPTION_ID", default_value = "firehose")]
@@ -74,7 +78,9 @@ fn trust(ca: &Option<PathBuf>, skip: bool) -> anyhow::Result<TrustOptions> {
     Ok(TrustOptions {
         system_roots: true,
         extra_ca_pem: match ca {
-            Some(p) => Some(std::fs::read(p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))?),
+            Some(p) => Some(
+                std::fs::read(p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))?,
+            ),
             None => None,
         },
         skip_verify: skip,
@@ -86,7 +92,12 @@ impl Args {
     pub fn into_config(self) -> anyhow::Result<Config> {
         let events = parse_events(&self.events)?;
         let tc_tls = if self.traffic_controller_url.starts_with("wss://") {
-            Some(client_config(&trust(&self.traffic_controller_ca, self.skip_ssl_validation)?, None, None, &[b"http/1.1"])?)
+            Some(client_config(
+                &trust(&self.traffic_controller_ca, self.skip_ssl_validation)?,
+                None,
+                None,
+                &[b"http/1.1"],
+            )?)
         } else {
             None
         };
@@ -100,7 +111,12 @@ impl Args {
                     .trim_start_matches('[')
                     .trim_end_matches(']')
                     .to_owned();
-                let cfg = client_config(&trust(&self.syslog_ca, self.skip_ssl_validation_syslog)?, None, None, &[])?;
+                let cfg = client_config(
+                    &trust(&self.syslog_ca, self.skip_ssl_validation_syslog)?,
+                    None,
+                    None,
+                    &[],
+                )?;
                 Some((cfg, host))
             }
         };

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use envelope_proto::loggregator_v2::{
-    BatchSenderResponse, Counter, Envelope, EnvelopeBatch, Event, Gauge, GaugeValue, IngressResponse, Log,
-    SendResponse, Timer, envelope::Message, ingress_server,
+    BatchSenderResponse, Counter, Envelope, EnvelopeBatch, Event, Gauge, GaugeValue,
+    IngressResponse, Log, SendResponse, Timer, envelope::Message, ingress_server,
 };
 use nozzles::drain::bindings::DrainSpec;
 use nozzles::drain::manager::{Dispatcher, DrainSettings, Manager};
@@ -62,12 +62,23 @@ pub fn harness(settings: DrainSettings, ingress: Option<String>) -> Harness {
     let notices = match ingress {
         Some(addr) => {
             let ch = plumbing::tls::grpc::channel(&addr, None).unwrap();
-            notice::start(ch, metrics.notices_sent.clone(), metrics.notices_dropped.clone(), &shutdown)
+            notice::start(
+                ch,
+                metrics.notices_sent.clone(),
+                metrics.notices_dropped.clone(),
+                &shutdown,
+            )
         }
         None => Notices::disabled(metrics.notices_dropped.clone()),
     };
     let root = shutdown.token().child_token();
-    let manager = Manager::new(settings, metrics.clone(), notices, root.clone(), shutdown.tracker().clone());
+    let manager = Manager::new(
+        settings,
+        metrics.clone(),
+        notices,
+        root.clone(),
+        shutdown.tracker().clone(),
+    );
     let dispatcher = manager.dispatcher();
     Harness {
         manager,
@@ -94,7 +105,10 @@ pub fn spec(app: &str, url: &str, ca: &str) -> DrainSpec {
 pub const TS: i64 = 1_700_000_000_123_456_789;
 
 fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 /// A v2 log.
@@ -115,7 +129,13 @@ pub fn log(app: &str, instance: &str, err: bool, payload: &str, t: &[(&str, &str
 /// A v2 gauge with one metric.
 pub fn gauge(app: &str, name: &str, value: f64, unit: &str) -> Envelope {
     let mut metrics = BTreeMap::new();
-    metrics.insert(name.to_owned(), GaugeValue { unit: unit.into(), value });
+    metrics.insert(
+        name.to_owned(),
+        GaugeValue {
+            unit: unit.into(),
+            value,
+        },
+    );
     Envelope {
         timestamp: TS,
         source_id: app.into(),
@@ -134,7 +154,11 @@ pub fn counter(app: &str, name: &str, delta: u64, total: u64, t: &[(&str, &str)]
         instance_id: "1".into(),
         deprecated_tags: BTreeMap::new(),
         tags: tags(t),
-        message: Some(Message::Counter(Counter { name: name.into(), delta, total })),
+        message: Some(Message::Counter(Counter {
+            name: name.into(),
+            delta,
+            total,
+        })),
     }
 }
 
@@ -146,7 +170,11 @@ pub fn timer(app: &str) -> Envelope {
         instance_id: "0".into(),
         deprecated_tags: BTreeMap::new(),
         tags: BTreeMap::new(),
-        message: Some(Message::Timer(Timer { name: "http".into(), start: 1, stop: 2 })),
+        message: Some(Message::Timer(Timer {
+            name: "http".into(),
+            start: 1,
+            stop: 2,
+        })),
     }
 }
 
@@ -158,7 +186,10 @@ pub fn event(app: &str, title: &str, body: &str) -> Envelope {
         instance_id: String::new(),
         deprecated_tags: BTreeMap::new(),
         tags: BTreeMap::new(),
-        message: Some(Message::Event(Event { title: title.into(), body: body.into() })),
+        message: Some(Message::Event(Event {
+            title: title.into(),
+            body: body.into(),
+        })),
     }
 }
 
@@ -192,7 +223,10 @@ impl ingress_server::Ingress for CaptureIngress {
         Ok(tonic::Response::new(BatchSenderResponse {}))
     }
 
-    async fn send(&self, request: tonic::Request<EnvelopeBatch>) -> Result<tonic::Response<SendResponse>, tonic::Status> {
+    async fn send(
+        &self,
+        request: tonic::Request<EnvelopeBatch>,
+    ) -> Result<tonic::Response<SendResponse>, tonic::Status> {
         self.received.lock().extend(request.into_inner().batch);
         Ok(tonic::Response::new(SendResponse {}))
     }

@@ -129,7 +129,9 @@ ruleset(name="drain") {{
             .arg("-i")
             .arg(dir.join("rsyslogd.pid"))
             .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .stderr(Stdio::from(std::fs::File::create(dir.join("rsyslogd.err")).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.join("rsyslogd.err")).unwrap(),
+            ))
             .spawn()
             .expect("spawn rsyslogd");
         let r = Rsyslog {
@@ -217,7 +219,11 @@ impl SyslogNg {
         if let Some(b) = env_bin.as_deref() {
             candidates.push(b);
         }
-        candidates.extend(["syslog-ng", "/usr/sbin/syslog-ng", "/opt/syslog-ng/usr/sbin/syslog-ng"]);
+        candidates.extend([
+            "syslog-ng",
+            "/usr/sbin/syslog-ng",
+            "/opt/syslog-ng/usr/sbin/syslog-ng",
+        ]);
         let bin = find(&candidates).unwrap_or_else(|| {
             panic!(
                 "syslog-ng not found: install the Debian package syslog-ng-core (it conflicts with \
@@ -250,7 +256,11 @@ log {{ source(s_drain_tcp); source(s_drain_tls); destination(d_drain); }};
         let log = dir.join("syslog-ng.log");
         let mut cmd = Command::new(&bin);
         // An unpacked (not installed) syslog-ng finds its library and modules next to itself.
-        if let Some(root) = bin.parent().and_then(Path::parent).filter(|r| !r.starts_with("/usr")) {
+        if let Some(root) = bin
+            .parent()
+            .and_then(Path::parent)
+            .filter(|r| !r.starts_with("/usr"))
+        {
             let lib = root.join("lib/syslog-ng");
             cmd.env("LD_LIBRARY_PATH", &lib);
             cmd.arg(format!("--module-path={}", lib.join("3.38").display()));
@@ -267,7 +277,9 @@ log {{ source(s_drain_tcp); source(s_drain_tls); destination(d_drain); }};
             .arg("-c")
             .arg(dir.join("ctl"))
             .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .stderr(Stdio::from(std::fs::File::create(dir.join("syslog-ng.err")).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.join("syslog-ng.err")).unwrap(),
+            ))
             .spawn()
             .expect("spawn syslog-ng");
         let r = SyslogNg {
@@ -317,7 +329,11 @@ log {{ source(s_drain_tcp); source(s_drain_tls); destination(d_drain); }};
                 return r;
             }
             if Instant::now() > deadline {
-                panic!("syslog-ng got {} records, want {n}: {:?}", r.len(), self.raw());
+                panic!(
+                    "syslog-ng got {} records, want {n}: {:?}",
+                    r.len(),
+                    self.raw()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

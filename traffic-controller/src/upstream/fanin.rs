@@ -246,13 +246,35 @@ mod tests {
         let calls = Arc::new(AtomicUsize::new(0));
         let stats = stats();
         let root = CancellationToken::new();
-        let fanin = start(&pool, fake_opener(calls.clone(), 0), ring.clone(), stats.clone(), &root);
-        eventually(|| stats.streams.get() == 1 && ring.len() == 1, "first doppler subscribed").await;
+        let fanin = start(
+            &pool,
+            fake_opener(calls.clone(), 0),
+            ring.clone(),
+            stats.clone(),
+            &root,
+        );
+        eventually(
+            || stats.streams.get() == 1 && ring.len() == 1,
+            "first doppler subscribed",
+        )
+        .await;
         tx.send(set(&[1, 2])).expect("send");
-        eventually(|| stats.streams.get() == 2 && ring.len() == 2, "joining doppler subscribed").await;
-        assert_eq!(calls.load(Ordering::SeqCst), 2, "the existing doppler is not re-subscribed");
+        eventually(
+            || stats.streams.get() == 2 && ring.len() == 2,
+            "joining doppler subscribed",
+        )
+        .await;
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "the existing doppler is not re-subscribed"
+        );
         tx.send(set(&[2])).expect("send");
-        eventually(|| stats.streams.get() == 1, "leaving doppler's stream cancelled").await;
+        eventually(
+            || stats.streams.get() == 1,
+            "leaving doppler's stream cancelled",
+        )
+        .await;
         assert_eq!(stats.ingress.get(), 2);
         drop(fanin);
         eventually(|| stats.streams.get() == 0, "all streams cancelled").await;
@@ -265,7 +287,13 @@ mod tests {
         let calls = Arc::new(AtomicUsize::new(0));
         let stats = stats();
         let root = CancellationToken::new();
-        let _fanin = start(&pool, fake_opener(calls.clone(), 3), ring.clone(), stats.clone(), &root);
+        let _fanin = start(
+            &pool,
+            fake_opener(calls.clone(), 3),
+            ring.clone(),
+            stats.clone(),
+            &root,
+        );
         // 1 ms + 10 ms + 100 ms (+ jitter) before the fourth attempt succeeds.
         eventually(|| ring.len() == 1, "subscribed after retries").await;
         assert_eq!(calls.load(Ordering::SeqCst), 4);

@@ -251,7 +251,9 @@ async fn warnings_are_rate_limited_and_losses_accumulate() {
     let mut h = start(1024, 2, Admits::Metrics);
     assert!(matches!(next(&mut h).await, Message::Ping(_)));
     let counter_of = |m: Message| match m {
-        Message::Binary(b) => Envelope::decode(b.as_ref()).ok().and_then(|e| e.counter_event),
+        Message::Binary(b) => Envelope::decode(b.as_ref())
+            .ok()
+            .and_then(|e| e.counter_event),
         _ => None,
     };
     // First overflow: warning at once.

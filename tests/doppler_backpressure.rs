@@ -2,7 +2,7 @@
 //! affecting fast subscribers; ingress overload drops oldest and counts.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-#[path = "../../tests/support/doppler_harness.rs"]
+#[path = "support/doppler_harness.rs"]
 mod harness;
 
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Routing rules end to end: selectors, shard groups, v1 filters, tag forms.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-#[path = "../../tests/support/doppler_harness.rs"]
+#[path = "support/doppler_harness.rs"]
 mod harness;
 
 use std::collections::BTreeMap;

@@ -2,7 +2,7 @@
 //! clients without a CA-signed certificate, disconnects.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-#[path = "../../tests/support/doppler_harness.rs"]
+#[path = "support/doppler_harness.rs"]
 mod harness;
 
 use bytes::{Bytes, BytesMut};
@@ -164,5 +164,41 @@ async fn shutdown_flushes_queued_envelopes_and_ends_streams() {
         50,
         "everything queued was delivered before the stream ended"
     );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_v1_payloads_are_counted_and_the_pusher_stream_stays_up() {
+    use envelope_proto::plumbing_v1::EnvelopeData;
+    let d = start().await;
+    let mut sub = d.subscribe_v1("", "", None).await;
+    d.wait_subscriptions(1).await;
+    let good = |t: &str| EnvelopeData {
+        payload: Bytes::from(envelope_proto::v1::encode(&v1_log("app", t)).unwrap()),
+    };
+    let msgs = vec![
+        good("1"),
+        // truncated protobuf
+        EnvelopeData {
+            payload: Bytes::from_static(&[0x0a, 0x09, b'x']),
+        },
+        // well-formed but missing required fields (no origin, no event type)
+        EnvelopeData {
+            payload: Bytes::from_static(&[0x30, 0x01]),
+        },
+        good("2"),
+    ];
+    d.pusher()
+        .pusher(futures::stream::iter(msgs))
+        .await
+        .unwrap();
+    let got = recv_v1_n(&mut sub, 2, 5).await;
+    let texts: Vec<_> = got
+        .iter()
+        .map(|e| e.log_message.as_ref().unwrap().message.clone().unwrap())
+        .collect();
+    assert_eq!(texts, vec![Bytes::from("1"), Bytes::from("2")]);
+    assert_eq!(d.counter("invalid_envelopes", &[]), 2);
+    assert_eq!(d.counter("ingress", &[]), 2);
     d.stop().await;
 }

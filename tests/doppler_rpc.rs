@@ -1,7 +1,7 @@
 //! Every doppler RPC over mTLS with real tonic clients.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-#[path = "../../tests/support/doppler_harness.rs"]
+#[path = "support/doppler_harness.rs"]
 mod harness;
 
 use bytes::Bytes;
@@ -333,7 +333,10 @@ async fn own_metrics_are_sent_to_the_agent() {
     tokio::spawn(async move {
         tonic::transport::Server::builder()
             .add_service(IngressServer::new(a))
-            .serve_with_incoming(plumbing::tls::grpc::serve_incoming(listener, Some(server_tls)))
+            .serve_with_incoming(plumbing::tls::grpc::serve_incoming(
+                listener,
+                Some(server_tls),
+            ))
             .await
     });
     let files = pki.files("doppler");
@@ -365,7 +368,9 @@ async fn own_metrics_are_sent_to_the_agent() {
     let names: std::collections::BTreeSet<String> = got
         .iter()
         .filter_map(|e| match &e.message {
-            Some(envelope_proto::loggregator_v2::envelope::Message::Counter(c)) => Some(c.name.clone()),
+            Some(envelope_proto::loggregator_v2::envelope::Message::Counter(c)) => {
+                Some(c.name.clone())
+            }
             Some(envelope_proto::loggregator_v2::envelope::Message::Gauge(g)) => {
                 g.metrics.keys().next().cloned()
             }
@@ -378,7 +383,13 @@ async fn own_metrics_are_sent_to_the_agent() {
     );
     let e = &got[0];
     assert_eq!(e.source_id, "doppler");
-    assert_eq!(e.tags.get("origin").map(String::as_str), Some("loggregator.doppler"));
-    assert_eq!(e.tags.get("metric_version").map(String::as_str), Some("2.0"));
+    assert_eq!(
+        e.tags.get("origin").map(String::as_str),
+        Some("loggregator.doppler")
+    );
+    assert_eq!(
+        e.tags.get("metric_version").map(String::as_str),
+        Some("2.0")
+    );
     d.stop().await;
 }
