@@ -5,8 +5,8 @@
 //! One adjustment: every proto2 `required` field of package `events` is turned
 //! into `optional` before code generation, so the generated v1 structs keep
 //! *presence* (`Option<T>`). Required-field checks are done by
-//! `envelope_proto::v1::validate`, which reports the missing field by name, the
-//! same way the reference marshaller refuses such messages.
+//! `envelope_proto::v1::check_required`, which reports the missing field by
+//! name, the same way the reference marshaller refuses such messages.
 //!
 //! Then `tonic_build::manual` generates the *raw* services (`crate::raw`):
 //! the same gRPC paths, with every message carried as `bytes::Bytes` through

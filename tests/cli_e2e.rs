@@ -7,7 +7,7 @@ mod cli_dev;
 
 use std::time::Duration;
 
-use cli_dev::{Dev, Lines, eventually, loggregator, run};
+use cli_dev::{Dev, Lines, eventually, free_port, loggregator, run};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -40,6 +40,48 @@ fn recent_lines(dev: &Dev, app: &str, extra: &[&str], n: usize) -> Vec<String> {
             dev.stderr()
         )
     })
+}
+
+/// Emits `probe` lines for `app` until the following `logs` shows one, so the live stream is
+/// known to be subscribed on every doppler path before the real test lines are sent.
+fn wait_until_live(dev: &Dev, follow: &Lines, app: &str) {
+    let mut n = 0;
+    let seen = eventually(T, || {
+        n += 1;
+        ok(&run(
+            dev.emit(&[
+                "--source-id",
+                app,
+                "--instance",
+                "99",
+                &format!("probe {n}"),
+            ]),
+            None,
+            T,
+        ));
+        follow.next_matching(Duration::from_millis(500), |l| {
+            l.contains("[APP/PROC/WEB/99] OUT probe")
+        })
+    });
+    assert!(
+        seen.is_some(),
+        "the live stream never showed a probe; stderr: {}",
+        follow.stderr()
+    );
+}
+
+/// The next lines of `follow` for `timeout`, without probe lines.
+fn lines_without_probes(follow: &Lines, timeout: Duration) -> Vec<String> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut out = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match follow.next(left) {
+            Some(l) if l.contains("[APP/PROC/WEB/99] OUT probe") => {}
+            Some(l) => out.push(l),
+            None => break,
+        }
+    }
+    out
 }
 
 #[test]
@@ -172,8 +214,7 @@ fn logs_follows_recent_then_live_without_duplicates() {
         follow.next(T).as_deref(),
         Some("   2020-01-01T00:00:02.00+0000 [APP/PROC/WEB/0] OUT recent two")
     );
-    // Give the traffic controller a moment to finish subscribing to both dopplers.
-    std::thread::sleep(Duration::from_millis(500));
+    wait_until_live(&dev, &follow, app);
     for (ts, text) in [
         ("2020-01-01T00:00:03.5Z", "live three"),
         ("2020-01-01T00:00:04.75Z", "live four"),
@@ -184,18 +225,13 @@ fn logs_follows_recent_then_live_without_duplicates() {
             T,
         ));
     }
+    // Everything that arrives in the next seconds: exactly the two live lines, once each.
     assert_eq!(
-        follow.next(T).as_deref(),
-        Some("   2020-01-01T00:00:03.50+0000 [APP/PROC/WEB/0] OUT live three")
-    );
-    assert_eq!(
-        follow.next(T).as_deref(),
-        Some("   2020-01-01T00:00:04.75+0000 [APP/PROC/WEB/0] OUT live four")
-    );
-    assert_eq!(
-        follow.next(Duration::from_millis(1500)),
-        None,
-        "no duplicates or extras"
+        lines_without_probes(&follow, Duration::from_secs(4)),
+        vec![
+            "   2020-01-01T00:00:03.50+0000 [APP/PROC/WEB/0] OUT live three",
+            "   2020-01-01T00:00:04.75+0000 [APP/PROC/WEB/0] OUT live four",
+        ]
     );
 }
 
@@ -351,5 +387,73 @@ fn emit_without_dev_certificates_explains_what_to_do() {
             "error: --ca-file: {}/ca.crt does not exist (start `loggregator dev` to generate the development certificates, pass --cert-dir or --ca-file, or use --plaintext)\n",
             dir.path().display()
         )
+    );
+}
+
+#[test]
+fn logs_reconnects_with_backoff_and_says_so() {
+    let port = free_port();
+    let tc = format!("127.0.0.1:{port}");
+    let mut first = Dev::start(&["--tc-addr", &tc]);
+    let app = "1f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f9";
+    ok(&run(
+        first.emit(&[
+            "--source-id",
+            app,
+            "--timestamp",
+            "2021-05-06T07:08:09.10Z",
+            "before",
+        ]),
+        None,
+        T,
+    ));
+    recent_lines(&first, app, &[], 1);
+    let follow = Lines::spawn(first.client("logs", &[app]));
+    assert_eq!(
+        follow.next(T).as_deref(),
+        Some("   2021-05-06T07:08:09.10+0000 [APP/PROC/WEB/0] OUT before")
+    );
+
+    // The traffic controller goes away: the client says so and keeps retrying.
+    assert!(first.process.interrupt(Duration::from_secs(30)).success());
+    let lost = eventually(T, || {
+        follow
+            .stderr()
+            .contains("lost the log stream")
+            .then_some(())
+    });
+    assert!(lost.is_some(), "stderr: {}", follow.stderr());
+
+    // A new pipeline on the same traffic controller port: the client reconnects and shows
+    // what is emitted there.
+    let second = Dev::start(&["--tc-addr", &tc]);
+    let reconnected = eventually(Duration::from_secs(40), || {
+        follow
+            .stderr()
+            .contains("reconnected to ws://")
+            .then_some(())
+    });
+    assert!(reconnected.is_some(), "stderr: {}", follow.stderr());
+    wait_until_live(&second, &follow, app);
+    ok(&run(
+        second.emit(&[
+            "--source-id",
+            app,
+            "--timestamp",
+            "2021-05-06T07:08:10.20Z",
+            "after",
+        ]),
+        None,
+        T,
+    ));
+    let after = follow.next_matching(T, |l| !l.contains("[APP/PROC/WEB/99] OUT probe"));
+    assert_eq!(
+        after.as_deref(),
+        Some("   2021-05-06T07:08:10.20+0000 [APP/PROC/WEB/0] OUT after")
+    );
+    assert!(
+        follow.stderr().contains("; reconnecting in "),
+        "stderr: {}",
+        follow.stderr()
     );
 }

@@ -27,9 +27,12 @@ use tc_cluster::{Cluster, container_env, counter_env, now_nanos};
 
 const APP: &str = "f47ac10b-58cc-4372-a567-0e02b2c3d479";
 
+/// One recorded POST: URI, `DD-API-KEY`, `Content-Type`, parsed body.
+type Post = (String, String, String, Value);
+
 #[derive(Clone, Default)]
 struct Receiver {
-    posts: Arc<Mutex<Vec<(String, String, String, Value)>>>,
+    posts: Arc<Mutex<Vec<Post>>>,
     fail_next: Arc<AtomicUsize>,
 }
 

@@ -17,8 +17,8 @@ use envelope_proto::loggregator_v2::{
 use nozzles::firehose::websocket::{FilterType, WsConfig};
 use nozzles::firehose::{Feed, FirehoseMetrics, grpc, sse, websocket};
 use plumbing::metrics::Registry;
-use tc_cluster::{Cluster, log_env};
 use plumbing::shutdown::Shutdown;
+use tc_cluster::{Cluster, log_env};
 
 const APP: &str = "f47ac10b-58cc-4372-a567-0e02b2c3d479";
 
@@ -28,8 +28,13 @@ fn v2_log(payload: &str) -> Envelope {
         source_id: APP.into(),
         instance_id: "0".into(),
         deprecated_tags: Default::default(),
-        tags: [("source_type".to_owned(), "APP/PROC/WEB".to_owned())].into_iter().collect(),
-        message: Some(Message::Log(Log { payload: payload.as_bytes().to_vec().into(), r#type: 0 })),
+        tags: [("source_type".to_owned(), "APP/PROC/WEB".to_owned())]
+            .into_iter()
+            .collect(),
+        message: Some(Message::Log(Log {
+            payload: payload.as_bytes().to_vec().into(),
+            r#type: 0,
+        })),
     }
 }
 
@@ -53,8 +58,14 @@ async fn websocket_consumer_survives_keepalive_and_reports_missed() {
     cluster.wait_subscriptions(1).await;
     // Several keepalive periods pass with the reader idle: pongs keep the socket open.
     tokio::time::sleep(Duration::from_millis(3500)).await;
-    assert_eq!(registry.counter_value("firehose_closes", &[("consumer", "test"), ("code", "1008")]), Some(0));
-    assert_eq!(registry.counter_value("firehose_reconnects", &[("consumer", "test")]), Some(0));
+    assert_eq!(
+        registry.counter_value("firehose_closes", &[("consumer", "test"), ("code", "1008")]),
+        Some(0)
+    );
+    assert_eq!(
+        registry.counter_value("firehose_reconnects", &[("consumer", "test")]),
+        Some(0)
+    );
 
     // 50 logs into a feed of 5 while nobody processes: the socket keeps being read.
     let envs: Vec<_> = (0..50).map(|i| log_env(APP, &format!("m{i}"))).collect();
@@ -67,10 +78,24 @@ async fn websocket_consumer_survives_keepalive_and_reports_missed() {
     let mut out = Vec::new();
     let n = feed.next_batch(&mut out, 100).await;
     assert_eq!(n, 5);
-    assert_eq!(registry.counter_value("firehose_missed", &[("consumer", "test")]), Some(45));
+    assert_eq!(
+        registry.counter_value("firehose_missed", &[("consumer", "test")]),
+        Some(45)
+    );
     let texts: Vec<String> = out
         .iter()
-        .map(|e| String::from_utf8(e.log_message.as_ref().unwrap().message.clone().unwrap().to_vec()).unwrap())
+        .map(|e| {
+            String::from_utf8(
+                e.log_message
+                    .as_ref()
+                    .unwrap()
+                    .message
+                    .clone()
+                    .unwrap()
+                    .to_vec(),
+            )
+            .unwrap()
+        })
         .collect();
     assert_eq!(texts, ["m45", "m46", "m47", "m48", "m49"]);
     stop.trigger();
@@ -85,27 +110,58 @@ async fn grpc_consumers_share_load_by_subscription_id() {
         shard_id: "shared-nozzle".into(),
         legacy_selector: None,
         use_preferred_tags: true,
-        selectors: vec![Selector { source_id: APP.into(), message: Some(selector::Message::Log(LogSelector {})) }],
+        selectors: vec![Selector {
+            source_id: APP.into(),
+            message: Some(selector::Message::Log(LogSelector {})),
+        }],
         deterministic_name: String::new(),
     };
-    let feeds: Vec<Feed<Envelope>> =
-        (0..2).map(|i| Feed::new(10_000, FirehoseMetrics::new(&registry, &format!("grpc{i}")))).collect();
+    let feeds: Vec<Feed<Envelope>> = (0..2)
+        .map(|i| Feed::new(10_000, FirehoseMetrics::new(&registry, &format!("grpc{i}"))))
+        .collect();
     for f in &feeds {
         let tls = plumbing::tls::client_config(&cluster.pki.files("client")).unwrap();
-        let ch = plumbing::tls::grpc::channel(&cluster.dopplers[0].addr.to_string(), Some((tls, "doppler"))).unwrap();
-        tokio::spawn(grpc::run(ch, "doppler-0".into(), request.clone(), f.clone(), stop.token().clone()));
+        let ch = plumbing::tls::grpc::channel(
+            &cluster.dopplers[0].addr.to_string(),
+            Some((tls, "doppler")),
+        )
+        .unwrap();
+        tokio::spawn(grpc::run(
+            ch,
+            "doppler-0".into(),
+            request.clone(),
+            f.clone(),
+            stop.token().clone(),
+        ));
     }
-    tc_cluster::eventually(|| cluster.doppler_subscriptions(0) >= 2, "two subscriptions").await;
+    tc_cluster::eventually(
+        || cluster.doppler_subscriptions(0) >= 2,
+        "two subscriptions",
+    )
+    .await;
     let envs: Vec<_> = (0..200).map(|i| v2_log(&format!("g{i}"))).collect();
     IngressClient::new(cluster.doppler_channel(0))
         .batch_sender(futures::stream::iter([EnvelopeBatch { batch: envs }]))
         .await
         .unwrap();
-    let count = |i: usize| registry.counter_value("firehose_received", &[("consumer", &format!("grpc{i}"))]).unwrap_or(0);
+    let count = |i: usize| {
+        registry
+            .counter_value("firehose_received", &[("consumer", &format!("grpc{i}"))])
+            .unwrap_or(0)
+    };
     tc_cluster::eventually(|| count(0) + count(1) == 200, "200 received in total").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(count(0) + count(1), 200, "each envelope goes to exactly one member of the shard group");
-    assert!(count(0) > 0 && count(1) > 0, "both members got a share: {} / {}", count(0), count(1));
+    assert_eq!(
+        count(0) + count(1),
+        200,
+        "each envelope goes to exactly one member of the shard group"
+    );
+    assert!(
+        count(0) > 0 && count(1) > 0,
+        "both members got a share: {} / {}",
+        count(0),
+        count(1)
+    );
     stop.trigger();
 }
 
@@ -131,10 +187,14 @@ async fn sse_consumer_reads_the_gateway_stream() {
     let mut got = Vec::new();
     while got.len() < 2 {
         let mut out = Vec::new();
-        tokio::time::timeout(Duration::from_secs(10), feed.next_batch(&mut out, 10)).await.expect("sse data");
+        tokio::time::timeout(Duration::from_secs(10), feed.next_batch(&mut out, 10))
+            .await
+            .expect("sse data");
         for e in out {
             assert_eq!(e.source_id, APP);
-            let Some(Message::Log(l)) = e.message else { panic!("not a log") };
+            let Some(Message::Log(l)) = e.message else {
+                panic!("not a log")
+            };
             got.push(String::from_utf8(l.payload.to_vec()).unwrap());
         }
     }

@@ -24,6 +24,10 @@ async fn one_websocket_subscriber_throughput() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
+    let rate: usize = std::env::var("TC_BENCH_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let streams = 4;
     let c = Cluster::start_n(1, |config| config.buffer_size = 100_000).await;
     let mut ws = c.ws("/firehose/bench", &[]).await;
@@ -35,9 +39,28 @@ async fn one_websocket_subscriber_throughput() {
         let ch = c.doppler_channel(0);
         let payload = payload.clone();
         tokio::spawn(async move {
-            let msgs = futures::stream::iter((0..per).map(move |_| EnvelopeData {
-                payload: payload.clone(),
-            }));
+            // Paced: every 10 ms, rate / 100 / streams envelopes.
+            let tick = (rate / 100 / streams).max(1);
+            let paced = futures::stream::unfold(
+                (0usize, tokio::time::interval(Duration::from_millis(10))),
+                move |(sent, mut iv)| {
+                    let payload = payload.clone();
+                    async move {
+                        if sent >= per {
+                            return None;
+                        }
+                        iv.tick().await;
+                        let n = tick.min(per - sent);
+                        let batch: Vec<EnvelopeData> = (0..n)
+                            .map(|_| EnvelopeData {
+                                payload: payload.clone(),
+                            })
+                            .collect();
+                        Some((futures::stream::iter(batch), (sent + n, iv)))
+                    }
+                },
+            );
+            let msgs = paced.flatten();
             DopplerIngestorClient::new(ch).pusher(msgs).await.unwrap();
         });
     }
@@ -55,7 +78,7 @@ async fn one_websocket_subscriber_throughput() {
     }
     let secs = (last - start).as_secs_f64();
     eprintln!(
-        "tc_throughput: sent {} received {} in {:.2}s = {:.0} envelopes/s; tc ring drops {}, doppler egress drops {}, doppler ingress drops {}",
+        "tc_throughput: offered {rate}/s, sent {} received {} in {:.2}s = {:.0} envelopes/s; tc ring drops {}, doppler egress drops {}, doppler ingress drops {}",
         per * streams,
         got,
         secs,

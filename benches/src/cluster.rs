@@ -191,7 +191,9 @@ impl Cluster {
             let mut p = Proc::spawn(
                 &name,
                 &spec.binary,
-                &["doppler"],
+                // Our doppler's admin endpoint (upstream dopplers have none; a binary that does
+                // not know the flag is started without it by the operator's own wrapper).
+                &["doppler", "--admin-addr", "127.0.0.1:0"],
                 &[
                     ("ROUTER_PORT", "0".into()),
                     ("ROUTER_CA_FILE", ca(d)),
@@ -203,7 +205,7 @@ impl Cluster {
                 ],
             )?;
             dopplers.push(p.bound("grpc", t)?);
-            if let Ok(a) = p.bound("metrics", Duration::from_millis(500)) {
+            if let Ok(a) = p.bound("metrics", Duration::from_secs(2)) {
                 admin.push((name.clone(), a));
             }
             procs.push(p);
@@ -231,7 +233,7 @@ impl Cluster {
             )?;
             let grpc = p.bound("grpc", t)?;
             let udp = p.bound("udp", t)?;
-            if let Ok(m) = p.bound("metrics", Duration::from_millis(500)) {
+            if let Ok(m) = p.bound("metrics", Duration::from_secs(2)) {
                 admin.push(("agent".into(), m));
             }
             agent = Some((grpc, udp));
@@ -259,7 +261,8 @@ impl Cluster {
                 ],
             )?;
             tc = Some(p.bound("ws", t)?);
-            if let Ok(m) = p.bound("metrics", Duration::from_millis(500)) {
+            // The traffic controller serves /metrics on its pprof/admin listener.
+            if let Ok(m) = p.bound("pprof", Duration::from_secs(2)) {
                 admin.push(("tc".into(), m));
             }
             procs.push(p);

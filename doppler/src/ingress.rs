@@ -133,6 +133,14 @@ impl IngressService {
                 Some(msg) => each(self, msg),
                 None => return Ok(()),
             }
+            // A stream with buffered messages never has to wait, so it could
+            // fill the ingress ring before the router (and the subscription
+            // streams) get a turn on this worker. Hand the worker over once the
+            // ring is half full; this is cooperative scheduling, not waiting
+            // for anyone: the ring still drops oldest if the router is slower.
+            if self.ring.len() * 2 >= self.ring.capacity() {
+                tokio::task::yield_now().await;
+            }
         }
     }
 }

@@ -12,7 +12,8 @@
 use bytes::{Bytes, BytesMut};
 
 use crate::view::ViewError;
-use crate::view::wire::{LEN, Reader, put_varint, varint_len};
+use crate::wire::WireType::Len;
+use crate::wire::{Reader, WireError, put_varint, varint_len};
 
 /// Tag byte of field 1, wire type 2 (`batch`).
 const BATCH_TAG: u8 = 0x0a;
@@ -25,13 +26,19 @@ pub enum BatchError {
     Malformed(#[from] ViewError),
 }
 
+impl From<WireError> for BatchError {
+    fn from(e: WireError) -> Self {
+        BatchError::Malformed(e.into())
+    }
+}
+
 /// Checks the framing of `batch` and counts its envelopes.
 fn count(batch: &[u8]) -> Result<usize, BatchError> {
     let mut n = 0;
     let mut r = Reader::new(batch);
     while !r.is_empty() {
         match r.tag()? {
-            (1, LEN) => {
+            (1, Len) => {
                 r.bytes()?;
                 n += 1;
             }
@@ -80,7 +87,7 @@ impl<'a> Iterator for Entries<'a> {
         // would only end the iteration.
         while !self.reader.is_empty() {
             match self.reader.tag().ok()? {
-                (1, LEN) => {
+                (1, Len) => {
                     self.remaining -= 1;
                     return self.reader.bytes().ok();
                 }
@@ -115,7 +122,7 @@ impl Iterator for Split {
         let mut r = Reader::at(&self.batch, self.pos);
         while !r.is_empty() {
             match r.tag().ok()? {
-                (1, LEN) => {
+                (1, Len) => {
                     let len = r.bytes().ok()?.len();
                     let end = r.pos();
                     self.pos = end;

@@ -5,6 +5,22 @@
 //! doppler services, their tonic clients and servers, and everything that reads
 //! or rewrites envelopes without needing a runtime.
 //!
+//! ## Layout
+//!
+//! - [`events`], [`loggregator_v2`], [`plumbing_v1`]: generated from `proto/`
+//!   by `build.rs` (v1 messages, v2 messages and services, v1 doppler services).
+//! - [`wire`]: the one protobuf wire reader, with Go's exact acceptance rules.
+//! - [`v1`]: Go-compatible v1 decode/encode, required fields, agent check, app id.
+//! - [`v2`]: Go-compatible v2 decode.
+//! - [`uuid`]: v1 `UUID` messages to and from their string form.
+//! - [`convert`]: v2 to v1 (`ToV1`), v1 to v2 (`ToV2`), RLP tag convergence.
+//! - [`gofmt`]: Go's float formatting (`strconv.FormatFloat`).
+//! - [`json`]: the RLP gateway's protojson rendering of v2 envelopes.
+//! - [`view`]: zero-copy routing view of an encoded v2 envelope, and `crc64`.
+//! - [`batch`]: split and build encoded `EnvelopeBatch`es without re-encoding.
+//! - [`codec`]: `RawCodec`, a tonic codec carrying messages as raw bytes.
+//! - [`raw`]: raw-bytes versions of the gRPC services, built on `RawCodec`.
+//!
 //! Dependency rule: this crate depends on nothing else in the workspace and
 //! has no tokio, no servers and no I/O. Every other crate builds on it.
 

@@ -34,7 +34,7 @@ use bytes::Bytes;
 use prost::Message as _;
 
 use crate::events::{Envelope, envelope::EventType};
-use crate::wire::WireError;
+use crate::wire::{Source, WireError};
 
 mod decode;
 mod required;
@@ -78,15 +78,15 @@ pub struct InvalidEnvelope {
 /// module docs, including the invalid-UTF-8 deviation). `bytes` fields are
 /// copied out of `buf`.
 pub fn decode(buf: &[u8]) -> Result<Envelope, DecodeError> {
-    decode_with(buf, decode::Source { whole: None })
+    decode_with(buf, Source { whole: None })
 }
 
 /// Like [`decode`], but `LogMessage.message` is a zero-copy slice of `buf`.
 pub fn decode_bytes(buf: &Bytes) -> Result<Envelope, DecodeError> {
-    decode_with(buf, decode::Source { whole: Some(buf) })
+    decode_with(buf, Source { whole: Some(buf) })
 }
 
-fn decode_with(buf: &[u8], src: decode::Source<'_>) -> Result<Envelope, DecodeError> {
+fn decode_with(buf: &[u8], src: Source<'_>) -> Result<Envelope, DecodeError> {
     let mut env = Envelope::default();
     decode::merge_envelope(&mut env, buf, src)?;
     check_required(&env)?;

@@ -27,7 +27,7 @@ use bytes::Bytes;
 use crate::loggregator_v2::{
     Counter, Envelope, EnvelopeBatch, Event, Gauge, GaugeValue, Log, Timer, Value, envelope, value,
 };
-use crate::wire::{Reader, WireError, WireType};
+use crate::wire::{Reader, Source, WireError, WireType};
 
 /// Why bytes are not a valid v2 message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -69,7 +69,7 @@ fn decode_batch_with(buf: &[u8], src: Source<'_>) -> Result<EnvelopeBatch, Decod
     let mut batch = EnvelopeBatch::default();
     let mut r = Reader::new(buf);
     while !r.is_empty() {
-        let (num, wt) = r.key()?;
+        let (num, wt) = r.tag()?;
         match (num, wt) {
             (1, Len) => {
                 let mut env = Envelope::default();
@@ -80,20 +80,6 @@ fn decode_batch_with(buf: &[u8], src: Source<'_>) -> Result<EnvelopeBatch, Decod
         }
     }
     Ok(batch)
-}
-
-#[derive(Clone, Copy)]
-struct Source<'a> {
-    whole: Option<&'a Bytes>,
-}
-
-impl Source<'_> {
-    fn bytes(&self, part: &[u8]) -> Bytes {
-        match self.whole {
-            Some(whole) if !part.is_empty() => whole.slice_ref(part),
-            _ => Bytes::copy_from_slice(part),
-        }
-    }
 }
 
 use WireType::{Fixed64, Len, Varint};
@@ -108,7 +94,7 @@ fn utf8(b: &[u8], field: &'static str) -> Result<String, DecodeError> {
 fn merge_envelope(env: &mut Envelope, buf: &[u8], src: Source<'_>) -> Result<(), DecodeError> {
     let mut r = Reader::new(buf);
     while !r.is_empty() {
-        let (num, wt) = r.key()?;
+        let (num, wt) = r.tag()?;
         match (num, wt) {
             (1, Varint) => env.timestamp = r.varint()? as i64,
             (2, Len) => env.source_id = utf8(r.bytes()?, "loggregator.v2.Envelope.source_id")?,
@@ -179,7 +165,7 @@ fn tag_entry(buf: &[u8]) -> Result<(String, String), DecodeError> {
     let mut value = String::new();
     let mut r = Reader::new(buf);
     while !r.is_empty() {
-        let (num, wt) = r.key()?;
+        let (num, wt) = r.tag()?;
         match (num, wt) {
             (1, Len) => key = utf8(r.bytes()?, "loggregator.v2.Envelope.TagsEntry.key")?,
             (2, Len) => value = utf8(r.bytes()?, "loggregator.v2.Envelope.TagsEntry.value")?,
@@ -194,7 +180,7 @@ fn deprecated_tag_entry(buf: &[u8]) -> Result<(String, Value), DecodeError> {
     let mut value = Value::default();
     let mut r = Reader::new(buf);
     while !r.is_empty() {
-        let (num, wt) = r.key()?;
+        let (num, wt) = r.tag()?;
         match (num, wt) {
             (1, Len) => {
                 key = utf8(
@@ -212,7 +198,7 @@ fn deprecated_tag_entry(buf: &[u8]) -> Result<(String, Value), DecodeError> {
 fn merge_value(v: &mut Value, buf: &[u8]) -> Result<(), DecodeError> {
     let mut r = Reader::new(buf);
     while !r.is_empty() {
-        let (num, wt) = r.key()?;
+        let (num, wt) = r.tag()?;
         match (num, wt) {
             (1, Len) => {
                 v.data = Some(value::Data::Text(utf8(
@@ -231,7 +217,7 @@ fn merge_value(v: &mut Value, buf: &[u8]) -> Result<(), DecodeError> {
 fn merge_log(m: &mut Log, buf: &[u8], src: Source<'_>) -> Result<(), DecodeError> {
     let mut r = Reader::new(buf);
     while !r.is_empty() {
-        let (num, wt) = r.key()?;
+        let (num, wt) = r.tag()?;
         match (num, wt) {
             (1, Len) => m.payload = src.bytes(r.bytes()?),
             (2, Varint) => m.r#type = r.varint()? as i32,
@@ -244,7 +230,7 @@ fn merge_log(m: &mut Log, buf: &[u8], src: Source<'_>) -> Result<(), DecodeError
 fn merge_counter(m: &mut Counter, buf: &[u8]) -> Result<(), DecodeError> {
     let mut r = Reader::new(buf);
     while !r.is_empty() {
-        let (num, wt) = r.key()?;
+        let (num, wt) = r.tag()?;
         match (num, wt) {
             (1, Len) => m.name = utf8(r.bytes()?, "loggregator.v2.Counter.name")?,
             (2, Varint) => m.delta = r.varint()?,
@@ -258,7 +244,7 @@ fn merge_counter(m: &mut Counter, buf: &[u8]) -> Result<(), DecodeError> {
 fn merge_gauge(m: &mut Gauge, buf: &[u8]) -> Result<(), DecodeError> {
     let mut r = Reader::new(buf);
     while !r.is_empty() {
-        let (num, wt) = r.key()?;
+        let (num, wt) = r.tag()?;
         match (num, wt) {
             (1, Len) => {
                 let entry = r.bytes()?;
@@ -266,7 +252,7 @@ fn merge_gauge(m: &mut Gauge, buf: &[u8]) -> Result<(), DecodeError> {
                 let mut value = GaugeValue::default();
                 let mut er = Reader::new(entry);
                 while !er.is_empty() {
-                    let (n, w) = er.key()?;
+                    let (n, w) = er.tag()?;
                     match (n, w) {
                         (1, Len) => {
                             key = utf8(er.bytes()?, "loggregator.v2.Gauge.MetricsEntry.key")?;
@@ -286,7 +272,7 @@ fn merge_gauge(m: &mut Gauge, buf: &[u8]) -> Result<(), DecodeError> {
 fn merge_gauge_value(m: &mut GaugeValue, buf: &[u8]) -> Result<(), DecodeError> {
     let mut r = Reader::new(buf);
     while !r.is_empty() {
-        let (num, wt) = r.key()?;
+        let (num, wt) = r.tag()?;
         match (num, wt) {
             (1, Len) => m.unit = utf8(r.bytes()?, "loggregator.v2.GaugeValue.unit")?,
             (2, Fixed64) => m.value = f64::from_bits(r.fixed64()?),
@@ -299,7 +285,7 @@ fn merge_gauge_value(m: &mut GaugeValue, buf: &[u8]) -> Result<(), DecodeError> 
 fn merge_timer(m: &mut Timer, buf: &[u8]) -> Result<(), DecodeError> {
     let mut r = Reader::new(buf);
     while !r.is_empty() {
-        let (num, wt) = r.key()?;
+        let (num, wt) = r.tag()?;
         match (num, wt) {
             (1, Len) => m.name = utf8(r.bytes()?, "loggregator.v2.Timer.name")?,
             (2, Varint) => m.start = r.varint()? as i64,
@@ -313,7 +299,7 @@ fn merge_timer(m: &mut Timer, buf: &[u8]) -> Result<(), DecodeError> {
 fn merge_event(m: &mut Event, buf: &[u8]) -> Result<(), DecodeError> {
     let mut r = Reader::new(buf);
     while !r.is_empty() {
-        let (num, wt) = r.key()?;
+        let (num, wt) = r.tag()?;
         match (num, wt) {
             (1, Len) => m.title = utf8(r.bytes()?, "loggregator.v2.Event.title")?,
             (2, Len) => m.body = utf8(r.bytes()?, "loggregator.v2.Event.body")?,

@@ -24,9 +24,8 @@
 //! the gauge name-set key and for deterministic shard choice (reference §5.2,
 //! §9.4).
 
-pub(crate) mod wire;
-
-use wire::{FIXED64, LEN, Reader, VARINT};
+use crate::wire::WireType::{Fixed64, Len, Varint};
+use crate::wire::{Reader, WireError};
 
 /// CRC-64/XZ ("ECMA" in Go's `hash/crc64`).
 const CRC64_XZ: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_XZ);
@@ -53,10 +52,14 @@ pub enum ViewError {
     /// A tag carries field number 0 or one above 2^29-1.
     #[error("invalid protobuf field number")]
     InvalidFieldNumber,
-    /// A tag carries reserved wire type 6 or 7.
-    #[error("invalid protobuf wire type")]
+    /// A tag carries reserved wire type 6 or 7, or is an end-group tag
+    /// without a matching start-group tag (the shared reader,
+    /// [`WireError::WireType`], does not tell the two apart).
+    #[error("invalid protobuf wire type or unmatched end-group tag")]
     InvalidWireType,
-    /// An end-group tag without a matching start-group tag.
+    /// An end-group tag without a matching start-group tag. No longer
+    /// produced: [`Self::InvalidWireType`] covers it; kept so that matches
+    /// on this enum keep compiling.
     #[error("unmatched protobuf end-group tag")]
     UnexpectedEndGroup,
     /// Unknown groups nested deeper than the skip limit.
@@ -68,6 +71,18 @@ pub enum ViewError {
         /// Which field, as `message.field`.
         field: &'static str,
     },
+}
+
+impl From<WireError> for ViewError {
+    fn from(e: WireError) -> Self {
+        match e {
+            WireError::Truncated => ViewError::Truncated,
+            WireError::Overflow => ViewError::VarintOverflow,
+            WireError::FieldNumber => ViewError::InvalidFieldNumber,
+            WireError::WireType => ViewError::InvalidWireType,
+            WireError::TooDeep => ViewError::RecursionLimit,
+        }
+    }
 }
 
 /// Which member of the envelope's `message` oneof is set.
@@ -141,35 +156,35 @@ impl<'a> EnvelopeView<'a> {
             let start = r.pos();
             let (field, wt) = r.tag()?;
             match (field, wt) {
-                (1, VARINT) => view.timestamp = r.varint()? as i64,
-                (2, LEN) => view.source_id = utf8(r.bytes()?, "Envelope.source_id")?,
-                (8, LEN) => view.instance_id = utf8(r.bytes()?, "Envelope.instance_id")?,
-                (3, LEN) => check_deprecated_tag(r.bytes()?)?,
-                (9, LEN) => {
+                (1, Varint) => view.timestamp = r.varint()? as i64,
+                (2, Len) => view.source_id = utf8(r.bytes()?, "Envelope.source_id")?,
+                (8, Len) => view.instance_id = utf8(r.bytes()?, "Envelope.instance_id")?,
+                (3, Len) => check_deprecated_tag(r.bytes()?)?,
+                (9, Len) => {
                     check_string_entry(r.bytes()?)?;
                     lower_to(&mut view.tags_start, start);
                 }
-                (4, LEN) => {
+                (4, Len) => {
                     let body = r.bytes()?;
                     view.enter(Kind::Log, start);
                     view.merge_log(body)?;
                 }
-                (5, LEN) => {
+                (5, Len) => {
                     let body = r.bytes()?;
                     view.enter(Kind::Counter, start);
-                    view.merge_counter(body)?;
+                    view.merge_name_and_two(body, "Counter.name")?;
                 }
-                (6, LEN) => {
+                (6, Len) => {
                     let body = r.bytes()?;
                     view.enter(Kind::Gauge, start);
                     view.merge_gauge(body)?;
                 }
-                (7, LEN) => {
+                (7, Len) => {
                     let body = r.bytes()?;
                     view.enter(Kind::Timer, start);
-                    view.merge_timer(body)?;
+                    view.merge_name_and_two(body, "Timer.name")?;
                 }
-                (10, LEN) => {
+                (10, Len) => {
                     let body = r.bytes()?;
                     view.enter(Kind::Event, start);
                     view.merge_event(body)?;
@@ -199,21 +214,24 @@ impl<'a> EnvelopeView<'a> {
         let mut r = Reader::new(body);
         while !r.is_empty() {
             match r.tag()? {
-                (1, LEN) => self.payload = r.bytes()?,
-                (2, VARINT) => self.num1 = r.varint()?,
+                (1, Len) => self.payload = r.bytes()?,
+                (2, Varint) => self.num1 = r.varint()?,
                 (f, wt) => r.skip(f, wt)?,
             }
         }
         Ok(())
     }
 
-    fn merge_counter(&mut self, body: &'a [u8]) -> Result<(), ViewError> {
+    /// Counter and Timer share their layout: `string name = 1` then two
+    /// varints (delta/total, start/stop). `name` is `"Counter.name"` or
+    /// `"Timer.name"`.
+    fn merge_name_and_two(&mut self, body: &'a [u8], name: &'static str) -> Result<(), ViewError> {
         let mut r = Reader::new(body);
         while !r.is_empty() {
             match r.tag()? {
-                (1, LEN) => self.text1 = utf8(r.bytes()?, "Counter.name")?,
-                (2, VARINT) => self.num1 = r.varint()?,
-                (3, VARINT) => self.num2 = r.varint()?,
+                (1, Len) => self.text1 = utf8(r.bytes()?, name)?,
+                (2, Varint) => self.num1 = r.varint()?,
+                (3, Varint) => self.num2 = r.varint()?,
                 (f, wt) => r.skip(f, wt)?,
             }
         }
@@ -224,23 +242,10 @@ impl<'a> EnvelopeView<'a> {
         let mut r = Reader::new(body);
         while !r.is_empty() {
             match r.tag()? {
-                (1, LEN) => {
+                (1, Len) => {
                     check_gauge_entry(r.bytes()?)?;
                     self.num1 = self.num1.saturating_add(1);
                 }
-                (f, wt) => r.skip(f, wt)?,
-            }
-        }
-        Ok(())
-    }
-
-    fn merge_timer(&mut self, body: &'a [u8]) -> Result<(), ViewError> {
-        let mut r = Reader::new(body);
-        while !r.is_empty() {
-            match r.tag()? {
-                (1, LEN) => self.text1 = utf8(r.bytes()?, "Timer.name")?,
-                (2, VARINT) => self.num1 = r.varint()?,
-                (3, VARINT) => self.num2 = r.varint()?,
                 (f, wt) => r.skip(f, wt)?,
             }
         }
@@ -251,8 +256,8 @@ impl<'a> EnvelopeView<'a> {
         let mut r = Reader::new(body);
         while !r.is_empty() {
             match r.tag()? {
-                (1, LEN) => self.text1 = utf8(r.bytes()?, "Event.title")?,
-                (2, LEN) => self.text2 = utf8(r.bytes()?, "Event.body")?,
+                (1, Len) => self.text1 = utf8(r.bytes()?, "Event.title")?,
+                (2, Len) => self.text2 = utf8(r.bytes()?, "Event.body")?,
                 (f, wt) => r.skip(f, wt)?,
             }
         }
@@ -412,7 +417,7 @@ impl<'a> EnvelopeView<'a> {
         let mut r = Reader::at(self.buf, self.tags_start);
         while !r.is_empty() {
             let Ok((field, wt)) = r.tag() else { break };
-            if (field, wt) == (9, LEN) {
+            if (field, wt) == (9, Len) {
                 let Ok(entry) = r.bytes() else { break };
                 if let Ok((k, v)) = raw_string_entry(entry)
                     && k == key.as_bytes()
@@ -445,7 +450,7 @@ impl<'a> Iterator for GaugeNames<'a> {
         loop {
             while !self.inner.is_empty() {
                 let (field, wt) = self.inner.tag().ok()?;
-                if (field, wt) == (1, LEN) {
+                if (field, wt) == (1, Len) {
                     let entry = self.inner.bytes().ok()?;
                     return gauge_key(entry).ok();
                 }
@@ -455,7 +460,7 @@ impl<'a> Iterator for GaugeNames<'a> {
                 return None;
             }
             let (field, wt) = self.outer.tag().ok()?;
-            if (field, wt) == (6, LEN) {
+            if (field, wt) == (6, Len) {
                 self.inner = Reader::new(self.outer.bytes().ok()?);
             } else {
                 self.outer.skip(field, wt).ok()?;
@@ -492,8 +497,8 @@ fn raw_string_entry(b: &[u8]) -> Result<(&[u8], &[u8]), ViewError> {
     let mut r = Reader::new(b);
     while !r.is_empty() {
         match r.tag()? {
-            (1, LEN) => key = r.bytes()?,
-            (2, LEN) => value = r.bytes()?,
+            (1, Len) => key = r.bytes()?,
+            (2, Len) => value = r.bytes()?,
             (f, wt) => r.skip(f, wt)?,
         }
     }
@@ -507,7 +512,7 @@ fn check_string_entry(b: &[u8]) -> Result<(), ViewError> {
     let mut r = Reader::new(b);
     while !r.is_empty() {
         match r.tag()? {
-            (1 | 2, LEN) => check_utf8(r.bytes()?, "Envelope.tags")?,
+            (1 | 2, Len) => check_utf8(r.bytes()?, "Envelope.tags")?,
             (f, wt) => r.skip(f, wt)?,
         }
     }
@@ -519,20 +524,20 @@ fn check_deprecated_tag(b: &[u8]) -> Result<(), ViewError> {
     let mut r = Reader::new(b);
     while !r.is_empty() {
         match r.tag()? {
-            (1, LEN) => {
+            (1, Len) => {
                 check_utf8(r.bytes()?, "Envelope.deprecated_tags")?;
             }
-            (2, LEN) => {
+            (2, Len) => {
                 let mut v = Reader::new(r.bytes()?);
                 while !v.is_empty() {
                     match v.tag()? {
-                        (1, LEN) => {
+                        (1, Len) => {
                             check_utf8(v.bytes()?, "Value.text")?;
                         }
-                        (2, VARINT) => {
+                        (2, Varint) => {
                             v.varint()?;
                         }
-                        (3, FIXED64) => {
+                        (3, Fixed64) => {
                             v.fixed64()?;
                         }
                         (f, wt) => v.skip(f, wt)?,
@@ -550,17 +555,17 @@ fn check_gauge_entry(b: &[u8]) -> Result<(), ViewError> {
     let mut r = Reader::new(b);
     while !r.is_empty() {
         match r.tag()? {
-            (1, LEN) => {
+            (1, Len) => {
                 check_utf8(r.bytes()?, "Gauge.metrics")?;
             }
-            (2, LEN) => {
+            (2, Len) => {
                 let mut v = Reader::new(r.bytes()?);
                 while !v.is_empty() {
                     match v.tag()? {
-                        (1, LEN) => {
+                        (1, Len) => {
                             check_utf8(v.bytes()?, "GaugeValue.unit")?;
                         }
-                        (2, FIXED64) => {
+                        (2, Fixed64) => {
                             v.fixed64()?;
                         }
                         (f, wt) => v.skip(f, wt)?,
@@ -579,7 +584,7 @@ fn gauge_key(b: &[u8]) -> Result<&str, ViewError> {
     let mut r = Reader::new(b);
     while !r.is_empty() {
         match r.tag()? {
-            (1, LEN) => key = utf8(r.bytes()?, "Gauge.metrics")?,
+            (1, Len) => key = utf8(r.bytes()?, "Gauge.metrics")?,
             (f, wt) => r.skip(f, wt)?,
         }
     }

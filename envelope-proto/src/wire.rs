@@ -1,24 +1,37 @@
-//! A small protobuf wire-format reader with the exact acceptance rules of Go's
-//! `google.golang.org/protobuf` decoder (the reference implementation).
+//! The crate's one protobuf wire-format reader, with the exact acceptance
+//! rules of Go's `google.golang.org/protobuf` decoder (the reference
+//! implementation). [`crate::v1`], [`crate::v2`], [`crate::view`] and
+//! [`crate::batch`] all read through it.
 //!
 //! Rules reproduced here (each one is exercised by a fixture in
 //! `shared/fixtures/v1/invalid.json` or `v2/invalid.json`):
 //! - a varint is at most 10 bytes, and its 10th byte may only be `0` or `1`;
-//! - a tag with field number 0 or above `2^29 - 1` is invalid;
+//!   non-minimal encodings are accepted;
+//! - a message's field number must be in `1..=2^29-1`; inside a skipped group
+//!   Go's `protowire.ConsumeTag` accepts any number in `1..=i32::MAX`;
 //! - wire types 6 and 7 do not exist, and an END_GROUP (4) with no matching
 //!   START_GROUP is invalid;
 //! - a field whose wire type does not match its declaration is *not* an error:
 //!   the caller treats it as an unknown field and skips it (`Reader::skip`);
-//! - groups are skipped field by field up to the END_GROUP with the same number,
-//!   nested at most 10000 deep (Go's recursion limit).
+//! - groups are skipped field by field up to the END_GROUP with the same
+//!   number, nested at most 10000 deep (Go's
+//!   `protowire.DefaultRecursionLimit`).
 //!
-//! The reader never panics; it allocates only to skip groups (a stack of the
-//! open group numbers, 4 bytes per START_GROUP present in the input).
+//! The reader never panics and never recurses. It allocates only to skip
+//! groups nested more than 32 deep (the open group numbers are kept inline up
+//! to that depth), which no Loggregator peer sends. Varints of one or two
+//! bytes (tags, and lengths below 16 KiB) take an inlined fast path: the view
+//! and the batch splitter rely on it for their per-envelope budget.
 
-/// Largest valid field number (`2^29 - 1`).
-const MAX_FIELD_NUMBER: u64 = (1 << 29) - 1;
-/// Nesting limit for groups and messages, Go's `protowire.DefaultRecursionLimit`.
-const MAX_DEPTH: u32 = 10_000;
+/// Largest valid field number of a message field (`2^29 - 1`).
+const MAX_FIELD: u64 = (1 << 29) - 1;
+/// Largest field number Go accepts for fields *inside* a skipped group.
+const MAX_GROUP_FIELD: u64 = i32::MAX as u64;
+/// Deepest group nesting that is skipped before giving up, Go's
+/// `protowire.DefaultRecursionLimit`.
+pub(crate) const GROUP_DEPTH: usize = 10_000;
+/// Group levels tracked without allocating.
+const INLINE_GROUPS: usize = 32;
 
 /// Why the bytes are not valid protobuf (Go reports all of these as
 /// `proto: cannot parse invalid wire-format data`).
@@ -41,70 +54,29 @@ pub enum WireError {
     TooDeep,
 }
 
-/// Protobuf wire types.
+/// Protobuf wire types (6 and 7 are rejected by [`Reader::tag`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub(crate) enum WireType {
     /// 0: varint.
-    Varint,
+    Varint = 0,
     /// 1: 8 bytes little endian.
-    Fixed64,
+    Fixed64 = 1,
     /// 2: length-delimited.
-    Len,
+    Len = 2,
     /// 3: start of a group.
-    StartGroup,
+    StartGroup = 3,
     /// 4: end of a group.
-    EndGroup,
+    EndGroup = 4,
     /// 5: 4 bytes little endian.
-    Fixed32,
+    Fixed32 = 5,
 }
 
-/// Cursor over protobuf-encoded bytes.
-pub(crate) struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    /// Starts reading at the beginning of `buf`.
-    pub(crate) fn new(buf: &'a [u8]) -> Self {
-        Self { buf, pos: 0 }
-    }
-
-    /// True when every byte was consumed.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.pos >= self.buf.len()
-    }
-
-    /// Reads one varint with Go's limits.
-    pub(crate) fn varint(&mut self) -> Result<u64, WireError> {
-        let mut value: u64 = 0;
-        for i in 0..10 {
-            let Some(&b) = self.buf.get(self.pos) else {
-                return Err(WireError::Truncated);
-            };
-            self.pos += 1;
-            if i == 9 {
-                if b > 1 {
-                    return Err(WireError::Overflow);
-                }
-                return Ok(value | (u64::from(b) << 63));
-            }
-            value |= u64::from(b & 0x7f) << (7 * i);
-            if b < 0x80 {
-                return Ok(value);
-            }
-        }
-        Err(WireError::Overflow)
-    }
-
-    /// Reads a tag: field number and wire type.
-    pub(crate) fn key(&mut self) -> Result<(u32, WireType), WireError> {
-        let tag = self.varint()?;
-        let number = tag >> 3;
-        if number == 0 || number > MAX_FIELD_NUMBER {
-            return Err(WireError::FieldNumber);
-        }
-        let wire_type = match tag & 7 {
+impl WireType {
+    /// The wire type in the low three bits of a tag.
+    #[inline]
+    fn of(tag: u64) -> Result<Self, WireError> {
+        Ok(match tag & 7 {
             0 => WireType::Varint,
             1 => WireType::Fixed64,
             2 => WireType::Len,
@@ -112,135 +84,347 @@ impl<'a> Reader<'a> {
             4 => WireType::EndGroup,
             5 => WireType::Fixed32,
             _ => return Err(WireError::WireType),
-        };
-        // Checked above: the number fits in 29 bits.
-        Ok((number as u32, wire_type))
+        })
+    }
+}
+
+/// A cursor over protobuf-encoded bytes.
+#[derive(Debug, Clone)]
+pub(crate) struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// Reads `buf` from its start.
+    #[inline]
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
     }
 
-    /// Reads the payload of a length-delimited field.
+    /// Reads `buf` from offset `pos` (clamped to the end).
+    #[inline]
+    pub(crate) fn at(buf: &'a [u8], pos: usize) -> Self {
+        Reader {
+            buf,
+            pos: pos.min(buf.len()),
+        }
+    }
+
+    /// True when every byte has been consumed.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    /// Offset of the next unread byte.
+    #[inline]
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// The unread bytes.
+    #[inline]
+    fn rest(&self) -> &'a [u8] {
+        self.buf.get(self.pos..).unwrap_or_default()
+    }
+
+    /// Reads one varint (Go rules: at most 10 bytes, the 10th at most 1;
+    /// non-minimal encodings are accepted).
+    #[inline]
+    pub(crate) fn varint(&mut self) -> Result<u64, WireError> {
+        let rest = self.rest();
+        match *rest {
+            [b, ..] if b < 0x80 => {
+                self.pos += 1;
+                Ok(u64::from(b))
+            }
+            // Two bytes: lengths of 128..16383 (a typical envelope in a batch).
+            [b0, b1, ..] if b1 < 0x80 => {
+                self.pos += 2;
+                Ok(u64::from(b0 & 0x7f) | (u64::from(b1) << 7))
+            }
+            [_, ..] => self.varint_slow(rest),
+            [] => Err(WireError::Truncated),
+        }
+    }
+
+    #[inline(never)]
+    fn varint_slow(&mut self, rest: &[u8]) -> Result<u64, WireError> {
+        if let Some(b) = rest.first_chunk::<10>() {
+            // Common case, unrolled without bounds checks.
+            let mut value = 0u64;
+            for (i, &byte) in b[..9].iter().enumerate() {
+                value |= u64::from(byte & 0x7f) << (7 * i);
+                if byte < 0x80 {
+                    self.pos += i + 1;
+                    return Ok(value);
+                }
+            }
+            if b[9] > 1 {
+                return Err(WireError::Overflow);
+            }
+            self.pos += 10;
+            return Ok(value | (u64::from(b[9]) << 63));
+        }
+        // Fewer than 10 bytes left: the varint must end within them.
+        let mut value = 0u64;
+        for (i, &b) in rest.iter().enumerate() {
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                self.pos += i + 1;
+                return Ok(value);
+            }
+        }
+        Err(WireError::Truncated)
+    }
+
+    /// Reads a field tag of a message: field number `1..=2^29-1` and a wire
+    /// type (6 and 7 are errors).
+    #[inline]
+    pub(crate) fn tag(&mut self) -> Result<(u32, WireType), WireError> {
+        let key = self.varint()?;
+        let field = key >> 3;
+        if field == 0 || field > MAX_FIELD {
+            return Err(WireError::FieldNumber);
+        }
+        // Lossless: field <= 2^29-1.
+        Ok((field as u32, WireType::of(key)?))
+    }
+
+    /// Reads a length-delimited value and returns its bytes.
+    #[inline]
     pub(crate) fn bytes(&mut self) -> Result<&'a [u8], WireError> {
         let len = self.varint()?;
-        let rest = self.buf.len().saturating_sub(self.pos);
-        if len > rest as u64 {
+        let rest = self.rest();
+        // Compared as u64 first: a length claiming 2^60 bytes fails here,
+        // before anything is allocated or sliced.
+        if len > rest.len() as u64 {
             return Err(WireError::Truncated);
         }
-        // len <= rest, so it fits in usize.
-        let end = self.pos + len as usize;
-        let out = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(out)
+        let len = len as usize;
+        self.pos += len;
+        Ok(&rest[..len])
     }
 
-    /// Reads a fixed 64-bit little-endian value.
+    /// Reads 8 little-endian bytes.
+    #[inline]
     pub(crate) fn fixed64(&mut self) -> Result<u64, WireError> {
-        let end = self.pos.checked_add(8).ok_or(WireError::Truncated)?;
-        let slice = self.buf.get(self.pos..end).ok_or(WireError::Truncated)?;
-        let mut raw = [0u8; 8];
-        raw.copy_from_slice(slice);
-        self.pos = end;
-        Ok(u64::from_le_bytes(raw))
+        match self.rest().first_chunk::<8>() {
+            Some(b) => {
+                self.pos += 8;
+                Ok(u64::from_le_bytes(*b))
+            }
+            None => Err(WireError::Truncated),
+        }
     }
 
-    /// Reads a fixed 32-bit little-endian value.
-    fn fixed32(&mut self) -> Result<u32, WireError> {
-        let end = self.pos.checked_add(4).ok_or(WireError::Truncated)?;
-        let slice = self.buf.get(self.pos..end).ok_or(WireError::Truncated)?;
-        let mut raw = [0u8; 4];
-        raw.copy_from_slice(slice);
-        self.pos = end;
-        Ok(u32::from_le_bytes(raw))
+    /// Skips `n` bytes.
+    #[inline]
+    fn advance(&mut self, n: usize) -> Result<(), WireError> {
+        if self.rest().len() < n {
+            return Err(WireError::Truncated);
+        }
+        self.pos += n;
+        Ok(())
     }
 
-    /// Skips the value of a field whose key was just read (an unknown field or
-    /// one whose wire type does not match its declaration).
-    pub(crate) fn skip(&mut self, number: u32, wire_type: WireType) -> Result<(), WireError> {
+    /// Skips the value of a field whose tag was just read (an unknown field,
+    /// or a known field with an unexpected wire type).
+    pub(crate) fn skip(&mut self, field: u32, wire_type: WireType) -> Result<(), WireError> {
         match wire_type {
             WireType::Varint => self.varint().map(drop),
-            WireType::Fixed64 => self.fixed64().map(drop),
+            WireType::Fixed64 => self.advance(8),
             WireType::Len => self.bytes().map(drop),
-            WireType::Fixed32 => self.fixed32().map(drop),
+            WireType::Fixed32 => self.advance(4),
+            WireType::StartGroup => self.skip_group(field),
             WireType::EndGroup => Err(WireError::WireType),
-            WireType::StartGroup => self.skip_group(number),
         }
     }
 
-    /// Skips fields up to the END_GROUP closing group `number`, following
-    /// nested groups. Nothing in Loggregator uses groups, so they only come
-    /// from odd or hostile input: open groups are tracked with an explicit
-    /// stack (4 bytes per START_GROUP actually present in the input, at most
-    /// [`MAX_DEPTH`]) so that nesting cannot exhaust the thread stack.
-    fn skip_group(&mut self, number: u32) -> Result<(), WireError> {
-        let mut open: Vec<u32> = vec![number];
-        loop {
-            if open.len() > MAX_DEPTH as usize {
-                return Err(WireError::TooDeep);
+    /// Skips a group's contents up to and including its matching end tag,
+    /// with an explicit stack of open group numbers instead of recursion.
+    fn skip_group(&mut self, field: u32) -> Result<(), WireError> {
+        let mut inline = [0u32; INLINE_GROUPS];
+        let mut spill: Vec<u32> = Vec::new();
+        let mut depth = 1;
+        inline[0] = field;
+        while depth > 0 {
+            let key = self.varint()?;
+            let inner = key >> 3;
+            if inner == 0 || inner > MAX_GROUP_FIELD {
+                return Err(WireError::FieldNumber);
             }
-            if self.is_empty() {
-                return Err(WireError::Truncated);
-            }
-            let (n, wt) = self.key()?;
-            match wt {
+            // Lossless: inner <= i32::MAX.
+            let inner = inner as u32;
+            match WireType::of(key)? {
+                WireType::Varint => self.varint().map(drop)?,
+                WireType::Fixed64 => self.advance(8)?,
+                WireType::Len => self.bytes().map(drop)?,
+                WireType::Fixed32 => self.advance(4)?,
+                WireType::StartGroup => {
+                    if depth == GROUP_DEPTH {
+                        return Err(WireError::TooDeep);
+                    }
+                    match inline.get_mut(depth) {
+                        Some(slot) => *slot = inner,
+                        None => spill.push(inner),
+                    }
+                    depth += 1;
+                }
                 WireType::EndGroup => {
-                    if open.last() != Some(&n) {
+                    depth -= 1;
+                    let open = match inline.get(depth) {
+                        Some(&f) => f,
+                        None => spill.pop().unwrap_or(0),
+                    };
+                    if open != inner {
                         return Err(WireError::WireType);
                     }
-                    open.pop();
-                    if open.is_empty() {
-                        return Ok(());
-                    }
                 }
-                WireType::StartGroup => open.push(n),
-                other => self.skip(n, other)?,
             }
         }
+        Ok(())
     }
+}
+
+/// Where a decoder's `bytes` fields come from: a copy of the input, or a
+/// zero-copy slice of the caller's [`bytes::Bytes`].
+#[derive(Clone, Copy)]
+pub(crate) struct Source<'a> {
+    /// The whole input, when the caller has it as `Bytes`.
+    pub(crate) whole: Option<&'a bytes::Bytes>,
+}
+
+impl Source<'_> {
+    /// `part` (a sub-slice of the input) as `Bytes`.
+    pub(crate) fn bytes(&self, part: &[u8]) -> bytes::Bytes {
+        match self.whole {
+            Some(whole) if !part.is_empty() => whole.slice_ref(part),
+            _ => bytes::Bytes::copy_from_slice(part),
+        }
+    }
+}
+
+/// Number of bytes `value` takes as a varint.
+#[inline]
+pub(crate) fn varint_len(value: u64) -> usize {
+    // 1 byte per started group of 7 bits; 0 still takes one byte.
+    let bits = 64 - (value | 1).leading_zeros() as usize;
+    bits.div_ceil(7)
+}
+
+/// Appends `value` as a varint.
+#[inline]
+pub(crate) fn put_varint(mut value: u64, out: &mut impl bytes::BufMut) {
+    while value >= 0x80 {
+        out.put_u8((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.put_u8(value as u8);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use WireType::{EndGroup, Len, StartGroup, Varint};
 
     #[test]
-    fn varint_limits_follow_go() {
+    fn varint_rules_follow_go() {
         assert_eq!(Reader::new(&[0x01]).varint(), Ok(1));
+        assert_eq!(Reader::new(&[0x96, 0x01]).varint(), Ok(150));
+        // non-minimal encodings are accepted
+        assert_eq!(Reader::new(&[0x80, 0x80, 0x00]).varint(), Ok(0));
         let max = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
         assert_eq!(Reader::new(&max).varint(), Ok(u64::MAX));
-        let overflow = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
-        assert_eq!(Reader::new(&overflow).varint(), Err(WireError::Overflow));
-        let eleven = [0xff; 11];
-        assert_eq!(Reader::new(&eleven).varint(), Err(WireError::Overflow));
+        let over = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
+        assert_eq!(Reader::new(&over).varint(), Err(WireError::Overflow));
+        assert_eq!(Reader::new(&[0x80; 11]).varint(), Err(WireError::Overflow));
+        assert_eq!(Reader::new(&[0xff; 10]).varint(), Err(WireError::Overflow));
         assert_eq!(Reader::new(&[0x80]).varint(), Err(WireError::Truncated));
+        assert_eq!(Reader::new(&[0x80; 9]).varint(), Err(WireError::Truncated));
+        assert_eq!(Reader::new(&[]).varint(), Err(WireError::Truncated));
     }
 
     #[test]
-    fn keys_reject_field_zero_and_bad_wire_types() {
-        assert_eq!(Reader::new(&[0x00]).key(), Err(WireError::FieldNumber));
-        assert_eq!(Reader::new(&[0x0f]).key(), Err(WireError::WireType));
-        assert_eq!(Reader::new(&[0x0e]).key(), Err(WireError::WireType));
-        assert_eq!(Reader::new(&[0x0a]).key(), Ok((1, WireType::Len)));
+    fn tags_reject_bad_field_numbers_and_wire_types() {
+        assert_eq!(Reader::new(&[0x00]).tag(), Err(WireError::FieldNumber));
+        assert_eq!(Reader::new(&[0x02]).tag(), Err(WireError::FieldNumber));
+        assert_eq!(Reader::new(&[0x0e]).tag(), Err(WireError::WireType));
+        assert_eq!(Reader::new(&[0x0f]).tag(), Err(WireError::WireType));
+        assert_eq!(Reader::new(&[0x0a]).tag(), Ok((1, Len)));
+        // field 2^29 (too large) with wire type 0
+        let mut buf = Vec::new();
+        put_varint(1 << 32, &mut buf);
+        assert_eq!(Reader::new(&buf).tag(), Err(WireError::FieldNumber));
+        let mut buf = Vec::new();
+        put_varint(((1 << 29) - 1) << 3 | 2, &mut buf);
+        assert_eq!(Reader::new(&buf).tag(), Ok(((1 << 29) - 1, Len)));
     }
 
     #[test]
     fn groups_are_skipped_to_their_matching_end() {
-        // field 1 start group, field 2 varint 5, field 3 group { }, end group 1, then byte 0x08.
-        let buf = [0x0b, 0x10, 0x05, 0x1b, 0x1c, 0x0c, 0x08];
+        // field 5 start group, inner field 1 varint 7, nested group 6 { }, end 5; then byte 0x08
+        let buf = [0x2b, 0x08, 0x07, 0x33, 0x34, 0x2c, 0x08];
         let mut r = Reader::new(&buf);
-        let (n, wt) = r.key().expect("key");
-        assert_eq!(r.skip(n, wt), Ok(()));
-        assert_eq!(r.pos, 6);
-        // Mismatched end group.
-        let mut r = Reader::new(&[0x0b, 0x14]);
-        let (n, wt) = r.key().expect("key");
-        assert_eq!(r.skip(n, wt), Err(WireError::WireType));
-        // Unterminated group.
-        let mut r = Reader::new(&[0x0b, 0x10, 0x05]);
-        let (n, wt) = r.key().expect("key");
-        assert_eq!(r.skip(n, wt), Err(WireError::Truncated));
-        // Deep nesting is bounded, not a stack overflow.
-        let deep = vec![0x0b; 20_000];
+        assert_eq!(r.tag(), Ok((5, StartGroup)));
+        assert_eq!(r.skip(5, StartGroup), Ok(()));
+        assert_eq!(r.pos(), 6);
+        // mismatched end tag
+        let mut r = Reader::new(&[0x2b, 0x34]);
+        let (f, w) = r.tag().expect("tag");
+        assert_eq!(r.skip(f, w), Err(WireError::WireType));
+        // unterminated group
+        let mut r = Reader::new(&[0x2b, 0x08, 0x01]);
+        let (f, w) = r.tag().expect("tag");
+        assert_eq!(r.skip(f, w), Err(WireError::Truncated));
+        // deep but matched nesting (spills past the inline stack)
+        let mut nested = vec![0x2b; 100];
+        nested.extend(vec![0x2c; 100]);
+        let mut r = Reader::new(&nested);
+        let (f, w) = r.tag().expect("tag");
+        assert_eq!(r.skip(f, w), Ok(()));
+        assert!(r.is_empty());
+        // exactly at the limit, then one level too deep
+        let mut limit = vec![0x2b; GROUP_DEPTH];
+        limit.extend(vec![0x2c; GROUP_DEPTH]);
+        let mut r = Reader::new(&limit);
+        let (f, w) = r.tag().expect("tag");
+        assert_eq!(r.skip(f, w), Ok(()));
+        let deep = vec![0x2b; GROUP_DEPTH + 1];
         let mut r = Reader::new(&deep);
-        let (n, wt) = r.key().expect("key");
-        assert_eq!(r.skip(n, wt), Err(WireError::TooDeep));
+        let (f, w) = r.tag().expect("tag");
+        assert_eq!(r.skip(f, w), Err(WireError::TooDeep));
+    }
+
+    #[test]
+    fn fields_inside_groups_may_use_numbers_up_to_i32_max() {
+        // group 1 { field i32::MAX varint 0 } : accepted, as protowire.ConsumeTag does
+        let mut buf = vec![0x0b];
+        put_varint(u64::from(i32::MAX as u32) << 3, &mut buf);
+        buf.extend([0x00, 0x0c]);
+        let mut r = Reader::new(&buf);
+        let (f, w) = r.tag().expect("tag");
+        assert_eq!(r.skip(f, w), Ok(()));
+        assert!(r.is_empty());
+        // i32::MAX + 1 is invalid even inside a group
+        let mut buf = vec![0x0b];
+        put_varint((u64::from(i32::MAX as u32) + 1) << 3, &mut buf);
+        buf.extend([0x00, 0x0c]);
+        let mut r = Reader::new(&buf);
+        let (f, w) = r.tag().expect("tag");
+        assert_eq!(r.skip(f, w), Err(WireError::FieldNumber));
+        // but not outside one
+        let mut buf = Vec::new();
+        put_varint(u64::from(i32::MAX as u32) << 3, &mut buf);
+        assert_eq!(Reader::new(&buf).tag(), Err(WireError::FieldNumber));
+    }
+
+    #[test]
+    fn stray_end_group_is_an_error() {
+        let mut r = Reader::new(&[0x0c]);
+        assert_eq!(r.tag(), Ok((1, EndGroup)));
+        assert_eq!(r.skip(1, EndGroup), Err(WireError::WireType));
     }
 
     #[test]
@@ -249,7 +433,32 @@ mod tests {
             Reader::new(&[0x05, 0x01]).bytes(),
             Err(WireError::Truncated)
         );
-        let huge = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
-        assert_eq!(Reader::new(&huge).bytes(), Err(WireError::Truncated));
+        // a length claiming 2^60 bytes fails without allocating
+        let mut buf = Vec::new();
+        put_varint(1 << 60, &mut buf);
+        assert_eq!(Reader::new(&buf).bytes(), Err(WireError::Truncated));
+        assert_eq!(Reader::new(&[0; 7]).fixed64(), Err(WireError::Truncated));
+        let mut r = Reader::new(&[0x08]);
+        assert_eq!(r.tag(), Ok((1, Varint)));
+        assert_eq!(r.skip(1, WireType::Fixed32), Err(WireError::Truncated));
+    }
+
+    #[test]
+    fn varint_len_matches_encoding() {
+        for v in [
+            0,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let mut buf = Vec::new();
+            put_varint(v, &mut buf);
+            assert_eq!(varint_len(v), buf.len(), "{v}");
+            assert_eq!(Reader::new(&buf).varint(), Ok(v));
+        }
     }
 }

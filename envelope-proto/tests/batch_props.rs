@@ -1,15 +1,18 @@
 //! Property and fixture tests for `batch::split` / `batch::encode`.
 
-#[path = "view_support/envelopes.rs"]
+#[path = "common/fixtures.rs"]
+mod fixtures;
+#[path = "common/envelopes.rs"]
 mod support;
 
 use bytes::{Bytes, BytesMut};
 use envelope_proto::batch;
 use envelope_proto::loggregator_v2::{Envelope, EnvelopeBatch};
 use envelope_proto::view::EnvelopeView;
+use fixtures::{b64, fixture};
 use proptest::prelude::*;
 use prost::Message as _;
-use support::{b64, envelope, fixture, unknown_field};
+use support::{envelope, unknown_field};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]

@@ -3,7 +3,9 @@
 //! routing view is also cross-checked against the Go-compatible decoder
 //! (`v2::decode`): they accept the same inputs and agree on every field.
 
-#[path = "view_support/envelopes.rs"]
+#[path = "common/fixtures.rs"]
+mod fixtures;
+#[path = "common/envelopes.rs"]
 mod support;
 
 use std::sync::OnceLock;
@@ -14,9 +16,10 @@ use envelope_proto::loggregator_v2::{EgressBatchRequest, EgressRequest, Envelope
 use envelope_proto::plumbing_v1::{EnvelopeData, SubscriptionRequest};
 use envelope_proto::view::EnvelopeView;
 use envelope_proto::{batch, events, v1, v2};
+use fixtures::fixture_blobs;
 use proptest::prelude::*;
 use prost::Message as _;
-use support::{assert_view_matches, fixture_blobs, put_varint};
+use support::{assert_view_matches, put_varint};
 
 /// Runs every decoder on `input`; panics only if a decoder panics or the
 /// view and `v2::decode` disagree.

@@ -5,7 +5,9 @@
 //! justifies (a length prefix is never trusted).
 #![allow(unsafe_code)]
 
-#[path = "view_support/envelopes.rs"]
+#[path = "common/fixtures.rs"]
+mod fixtures;
+#[path = "common/envelopes.rs"]
 mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -61,7 +63,7 @@ fn measure<T>(f: impl FnOnce() -> T) -> (usize, usize, T) {
 
 fn view_fixture_envelopes() {
     let mut envelopes = Vec::new();
-    for (at, blob) in support::fixture_blobs("v2") {
+    for (at, blob) in fixtures::fixture_blobs("v2") {
         if EnvelopeView::parse(&blob).is_ok() {
             envelopes.push((at, blob));
         }
@@ -123,9 +125,9 @@ fn largest_allocation_is_bounded_by_the_input() {
     inputs.push([0x0a, 0x00].repeat(2000));
     inputs.push(vec![0x0b; 5000]);
     inputs.push([0x4a, 0x00].repeat(2000));
-    for (_, blob) in support::fixture_blobs("v1")
+    for (_, blob) in fixtures::fixture_blobs("v1")
         .into_iter()
-        .chain(support::fixture_blobs("v2"))
+        .chain(fixtures::fixture_blobs("v2"))
     {
         inputs.push(blob);
     }

@@ -2,13 +2,16 @@
 //! malformed or unusual inputs of `v2/invalid.json` (accepted exactly when
 //! Go's `proto.Unmarshal` accepts them, with the same field values).
 
-#[path = "view_support/envelopes.rs"]
+#[path = "common/fixtures.rs"]
+mod fixtures;
+#[path = "common/envelopes.rs"]
 mod support;
 
 use envelope_proto::loggregator_v2::Envelope;
 use envelope_proto::view::{EnvelopeView, Kind, ViewError, crc64};
+use fixtures::{b64, fixture};
 use prost::Message as _;
-use support::{assert_view_matches, b64, fixture};
+use support::assert_view_matches;
 
 #[test]
 fn every_valid_fixture_envelope_matches_its_decode() {

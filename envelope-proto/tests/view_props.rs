@@ -2,7 +2,7 @@
 //! arbitrary v2 envelopes, including protobuf merge semantics (concatenated
 //! encodings), unknown fields, and UTF-8 rejection.
 
-#[path = "view_support/envelopes.rs"]
+#[path = "common/envelopes.rs"]
 mod support;
 
 use envelope_proto::loggregator_v2::{Envelope, envelope::Message};

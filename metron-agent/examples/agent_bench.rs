@@ -251,6 +251,7 @@ fn main() {
         }));
     }
     drop(guard);
+    let l0 = thread_cpu("load");
     let c0 = thread_cpu("agent");
     let s0 = sink.v2.load(Ordering::Relaxed);
     let i0 = registry
@@ -259,6 +260,7 @@ fn main() {
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs(secs));
     let elapsed = t0.elapsed().as_secs_f64();
+    let l1 = thread_cpu("load");
     let c1 = thread_cpu("agent");
     let s1 = sink.v2.load(Ordering::Relaxed);
     let i1 = registry
@@ -277,6 +279,16 @@ fn main() {
             &[("direction", "ingress"), ("metric_version", "2.0")],
         )
         .unwrap_or(0);
+    println!(
+        "load generator + doppler sink CPU: {:.0}% (2 threads); egress drops {}",
+        (l1 - l0) / elapsed * 100.0,
+        registry
+            .counter_value(
+                "dropped",
+                &[("direction", "egress"), ("metric_version", "2.0")]
+            )
+            .unwrap_or(0)
+    );
     println!(
         "v2 gRPC: ingress {:.0} env/s, delivered to doppler stream {:.0} env/s, agent CPU {:.2} s over {:.1} s ({:.0}% of a core), {:.3} CPU-s per million delivered, ~{:.0} env/s per agent core; ring drops {}",
         ingress / elapsed,

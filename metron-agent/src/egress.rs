@@ -159,10 +159,9 @@ pub async fn run_v1(
         let mut msgs = Vec::with_capacity(n);
         let mut bytes = 0u64;
         for datagram in &batch {
-            match processor.process(datagram) {
-                Ok(env) => {
-                    bytes += env.len() as u64;
-                    envelope_data(&env, &mut arena);
+            match processor.process_into(datagram, &mut arena) {
+                Ok(len) => {
+                    bytes += len as u64;
                     msgs.push(arena.split().freeze());
                 }
                 Err(e) => {
@@ -238,6 +237,37 @@ mod tests {
         assert_eq!(metrics.egress_v2.get(), 0);
         assert_eq!(metrics.average_envelopes_v2.get(), 3);
         shutdown.trigger();
+    }
+
+    #[test]
+    fn v1_process_into_wraps_the_processed_envelope() {
+        use envelope_proto::events::{Envelope, LogMessage, envelope::EventType};
+        use prost::Message as _;
+        let p = V1Processor::new(crate::process::Identity::default());
+        let env = Envelope {
+            origin: Some("o".into()),
+            event_type: Some(EventType::LogMessage as i32),
+            log_message: Some(LogMessage {
+                message: Some(Bytes::from_static(b"m")),
+                message_type: Some(1),
+                timestamp: Some(1),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let datagram = envelope_proto::v1::encode(&env).expect("encodes");
+        let mut out = BytesMut::new();
+        p.process_into(&datagram, &mut out).expect("valid");
+        let d = envelope_proto::plumbing_v1::EnvelopeData::decode(out.as_ref()).expect("decodes");
+        let back = envelope_proto::v1::decode(&d.payload).expect("v1");
+        assert_eq!(
+            back,
+            p.process(&datagram)
+                .map(|v| envelope_proto::v1::decode(&v).expect("v1"))
+                .expect("valid")
+        );
+        assert_eq!(back.tags["source_id"], "o");
+        assert_eq!(back.deployment.as_deref(), Some(""));
     }
 
     #[test]

@@ -21,7 +21,7 @@
 //!   stream uses while another address carries several streams, or a stream's
 //!   address disappeared, one stream is recycled. Dials pick randomly among the
 //!   least-used addresses, so streams spread evenly over dopplers; an address
-//!   whose dial failed in the last [`FAILURE_MEMORY`] is avoided while others
+//!   whose dial failed in the last 10 s is avoided while others
 //!   exist (e.g. `localhost` resolving to `::1` with doppler on IPv4 only).
 
 pub mod discovery;
@@ -106,7 +106,7 @@ pub(crate) struct Slot {
     pub(crate) writes: AtomicU64,
     pub(crate) limit: AtomicU64,
     pub(crate) recycle: Notify,
-    /// Address of the live stream.
+    /// Address of the live stream, or of the dial in progress.
     pub(crate) addr: Mutex<Option<SocketAddr>>,
 }
 
@@ -164,11 +164,13 @@ impl Pool {
             .collect();
         let config = Arc::new(config);
         let failures = Arc::new(Failures::default());
+        let dial_lock = Arc::new(Mutex::new(()));
         for slot in slots.iter() {
             let m = stream::Manager {
                 slot: slot.clone(),
                 all: slots.clone(),
                 failures: failures.clone(),
+                dial_lock: dial_lock.clone(),
                 config: config.clone(),
                 gauges: gauges.clone(),
                 shutdown: shutdown.clone(),
@@ -263,7 +265,7 @@ async fn rebalance(
         // A stream whose doppler left the resolution.
         if let Some(s) = slots
             .iter()
-            .find(|s| s.addr.lock().is_some_and(|a| !addrs.contains(&a)))
+            .find(|s| s.tx.read().is_some() && s.addr.lock().is_some_and(|a| !addrs.contains(&a)))
         {
             tracing::info!(protocol = ?config.protocol, "doppler left the resolution; recycling its stream");
             s.recycle.notify_one();
@@ -277,7 +279,9 @@ async fn rebalance(
             .max_by_key(|(_, n)| **n)
             .filter(|(_, n)| **n > 1);
         if let (true, Some((addr, _))) = (unused, busiest)
-            && let Some(s) = slots.iter().find(|s| *s.addr.lock() == Some(*addr))
+            && let Some(s) = slots
+                .iter()
+                .find(|s| s.tx.read().is_some() && *s.addr.lock() == Some(*addr))
         {
             tracing::info!(protocol = ?config.protocol, from = %addr, "new doppler address; rebalancing one stream");
             s.recycle.notify_one();

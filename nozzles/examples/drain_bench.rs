@@ -37,7 +37,9 @@ async fn sink(frames: Arc<AtomicU64>) -> u16 {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         loop {
-            let Ok((mut s, _)) = listener.accept().await else { return };
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
             let frames = frames.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 256 * 1024];
@@ -51,7 +53,10 @@ async fn sink(frames: Arc<AtomicU64>) -> u16 {
                     let mut pos = 0;
                     let mut count = 0;
                     while let Some(sp) = carry[pos..].iter().position(|&b| b == b' ') {
-                        let len: usize = std::str::from_utf8(&carry[pos..pos + sp]).unwrap().parse().unwrap();
+                        let len: usize = std::str::from_utf8(&carry[pos..pos + sp])
+                            .unwrap()
+                            .parse()
+                            .unwrap();
                         if carry.len() < pos + sp + 1 + len {
                             break;
                         }
@@ -80,7 +85,9 @@ fn envelope(app: &str, i: u64) -> Envelope {
         deprecated_tags: BTreeMap::new(),
         tags,
         message: Some(Message::Log(Log {
-            payload: format!("benchmark log line number {i} with some typical application text").into_bytes().into(),
+            payload: format!("benchmark log line number {i} with some typical application text")
+                .into_bytes()
+                .into(),
             r#type: 0,
         })),
     }
@@ -143,7 +150,10 @@ async fn main() {
     let got = frames.load(Ordering::Relaxed) - warm;
     let elapsed = start.elapsed().as_secs_f64();
     let dropped = registry
-        .counter_value("syslog_drain_dropped", &[("scheme", "syslog"), ("reason", "buffer")])
+        .counter_value(
+            "syslog_drain_dropped",
+            &[("scheme", "syslog"), ("reason", "buffer")],
+        )
         .unwrap_or(0);
     println!(
         "one drain: {:.0} msg/s delivered to a TCP sink ({got} in {elapsed:.2} s; offered {sent}, dropped oldest {dropped})",
@@ -156,7 +166,9 @@ async fn main() {
     let frames2 = Arc::new(AtomicU64::new(0));
     let port2 = sink(frames2.clone()).await;
     let mut many = manager(&Registry::new(), &shutdown);
-    let apps: Vec<String> = (0..1000).map(|i| format!("00000000-0000-4000-8000-{i:012}")).collect();
+    let apps: Vec<String> = (0..1000)
+        .map(|i| format!("00000000-0000-4000-8000-{i:012}"))
+        .collect();
     let specs: Vec<DrainSpec> = apps.iter().map(|a| spec(a, port2)).collect();
     many.apply(&specs, &[]);
     let d = many.dispatcher();

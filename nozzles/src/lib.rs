@@ -23,7 +23,12 @@
 //! - [`syslog_nozzle`]: the firehose-to-syslog nozzle.
 //! - [`datadog`]: the Datadog nozzle (series formatter, flusher, CLI).
 //! - [`tlsutil`]: rustls client configs built from in-memory PEM (drain credentials).
+//! - [`http`]: a small keep-alive HTTP/1.1 client (HTTPS drains, Datadog, binding polls).
 //! - [`error`]: the crate's error type.
+//!
+//! Each program exposes `cli::{Args, main}` (`drain::cli`, `syslog_nozzle::cli`,
+//! `datadog::cli`) and a `run(config, listeners, shutdown)`; standalone binaries
+//! are `syslog-drain`, `nozzle-syslog` and `datadog-nozzle`.
 //!
 //! # Dependency rule
 //!

@@ -372,3 +372,29 @@ async fn failing_drain_does_not_delay_others_and_removal_takes_effect() {
         .unwrap();
     assert_eq!(payload_of(&m), "re-added");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_binding_is_announced_to_the_app_and_counted() {
+    let (ingress, addr) = capture_ingress().await;
+    let mut h = harness(settings(None, 10), Some(addr));
+    h.manager.apply(
+        &[spec(APP, "http://user:pw@logs.example.com/in?token=1", "")],
+        &[],
+    );
+    assert_eq!(h.manager.len(), 0);
+    assert_eq!(h.registry.counter_value("invalid_drains", &[]), Some(1));
+    let texts = eventually(Duration::from_secs(5), || {
+        let r = ingress.received.lock().clone();
+        (!r.is_empty()).then_some(r)
+    })
+    .await
+    .expect("notice");
+    let Some(Message::Log(l)) = &texts[0].message else {
+        panic!("not a log")
+    };
+    assert_eq!(texts[0].source_id, APP);
+    assert_eq!(
+        String::from_utf8(l.payload.to_vec()).unwrap(),
+        "Invalid Scheme http for syslog drain url http://logs.example.com/in"
+    );
+}

@@ -168,8 +168,11 @@ fn filter_from(rust_log: Option<String>, level: &str) -> Result<EnvFilter, Traci
 pub fn init_tracing(level: &str) -> Result<(), TracingInitError> {
     set_format(Format::from_env());
     let filter = filter(level)?;
+    // Colour only on a terminal: log files and supervisors get plain lines.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_env_filter(filter)
         .with_timer(UpstreamTime)
         .with_target(true)

@@ -364,9 +364,14 @@ pub(crate) async fn main(args: Args) -> anyhow::Result<()> {
 
     let mut failure = None;
     tokio::select! {
+        biased;
         () = shutdown.cancelled() => {}
         Some(joined) = components.join_next() => {
-            failure = Some(ended_early(joined));
+            // A component that returns cleanly after Ctrl-C raced the signal: not a failure.
+            let clean_stop = shutdown.is_triggered() && matches!(joined, Ok((_, Ok(()))));
+            if !clean_stop {
+                failure = Some(ended_early(joined));
+            }
             shutdown.trigger();
         }
     }

@@ -51,6 +51,14 @@ pub(crate) fn run(mut cmd: Command, stdin: Option<&str>, timeout: Duration) -> O
     }
 }
 
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
+}
+
 /// Retries `f` every 200 ms until it returns `Some` or `timeout` passes.
 pub(crate) fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
@@ -69,6 +77,7 @@ pub(crate) fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>)
 pub(crate) struct Lines {
     pub(crate) child: Child,
     rx: mpsc::Receiver<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Lines {
@@ -77,6 +86,7 @@ impl Lines {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn loggregator");
         let stdout = child.stdout.take().expect("stdout piped");
+        let stderr_pipe = child.stderr.take().expect("stderr piped");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -86,7 +96,23 @@ impl Lines {
                 }
             }
         });
-        Lines { child, rx }
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr_pipe).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(mut s) = sink.lock() {
+                    s.push_str(&line);
+                    s.push('\n');
+                }
+            }
+        });
+        Lines { child, rx, stderr }
+    }
+
+    /// What the child wrote to stderr so far.
+    pub(crate) fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     /// The next line, or `None` after `timeout`.
@@ -151,33 +177,30 @@ pub(crate) struct Dev {
 }
 
 impl Dev {
-    /// Starts `loggregator dev` with every port 0 plus `extra` flags and waits for `ready`.
+    /// Starts `loggregator dev` with every port 0 plus `extra` flags (an address flag given in
+    /// `extra` replaces the port-0 default) and waits for `ready`.
     pub(crate) fn start(extra: &[&str]) -> Dev {
         let dir = tempfile::tempdir().expect("tempdir");
         let stderr = std::fs::File::create(dir.path().join("dev.stderr")).expect("stderr file");
         let mut cmd = loggregator();
         cmd.arg("dev")
             .arg("--cert-dir")
-            .arg(dir.path().join("certs"))
-            .args([
-                "--agent-udp-addr",
-                "127.0.0.1:0",
-                "--agent-grpc-addr",
-                "127.0.0.1:0",
-                "--agent-admin-addr",
-                "127.0.0.1:0",
-                "--doppler-addrs",
-                "127.0.0.1:0,127.0.0.1:0",
-                "--doppler-admin-addrs",
-                "127.0.0.1:0,127.0.0.1:0",
-                "--tc-addr",
-                "127.0.0.1:0",
-                "--gateway-addr",
-                "127.0.0.1:0",
-                "--tc-admin-addr",
-                "127.0.0.1:0",
-            ])
-            .args(extra);
+            .arg(dir.path().join("certs"));
+        for (flag, value) in [
+            ("--agent-udp-addr", "127.0.0.1:0"),
+            ("--agent-grpc-addr", "127.0.0.1:0"),
+            ("--agent-admin-addr", "127.0.0.1:0"),
+            ("--doppler-addrs", "127.0.0.1:0,127.0.0.1:0"),
+            ("--doppler-admin-addrs", "127.0.0.1:0,127.0.0.1:0"),
+            ("--tc-addr", "127.0.0.1:0"),
+            ("--gateway-addr", "127.0.0.1:0"),
+            ("--tc-admin-addr", "127.0.0.1:0"),
+        ] {
+            if !extra.contains(&flag) {
+                cmd.args([flag, value]);
+            }
+        }
+        cmd.args(extra);
         cmd.stdout(Stdio::piped()).stderr(stderr);
         let mut child = cmd.spawn().expect("spawn loggregator dev");
         let stdout = child.stdout.take().expect("stdout piped");
@@ -190,7 +213,11 @@ impl Dev {
                 }
             }
         });
-        let process = Lines { child, rx };
+        let process = Lines {
+            child,
+            rx,
+            stderr: Default::default(),
+        };
         let mut banner = Vec::new();
         loop {
             let Some(line) = process.next(Duration::from_secs(60)) else {

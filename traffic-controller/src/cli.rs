@@ -173,8 +173,10 @@ impl Args {
 /// Loads the configuration, binds the listeners, prints the upstream startup
 /// lines and runs until SIGTERM / Ctrl-C.
 pub async fn main(args: Args) -> anyhow::Result<()> {
-    if let Err(e) = plumbing::logline::init_tracing(&args.log_level) {
-        anyhow::bail!("logging: {e}");
+    match plumbing::logline::init_tracing(&args.log_level) {
+        // `loggregator traffic-controller` may have installed it already.
+        Ok(()) | Err(plumbing::logline::TracingInitError::AlreadyInstalled(_)) => {}
+        Err(e) => anyhow::bail!("logging: {e}"),
     }
     let file = match &args.config {
         Some(p) => RawConfig::from_file(p)?,

@@ -216,30 +216,27 @@ fn container(out: &mut v2::Envelope, e: &events::Envelope) {
         out.source_id = app.to_owned();
     }
     out.instance_id = m.instance_index.unwrap_or(0).to_string();
-    let gauge = |unit: &str, value: f64| v2::GaugeValue {
-        unit: unit.to_owned(),
-        value,
-    };
-    let mut metrics = BTreeMap::new();
-    metrics.insert(
-        "cpu".to_owned(),
-        gauge("percentage", m.cpu_percentage.unwrap_or(0.0)),
-    );
-    metrics.insert(
-        "memory".to_owned(),
-        gauge("bytes", m.memory_bytes.unwrap_or(0) as f64),
-    );
-    metrics.insert(
-        "disk".to_owned(),
-        gauge("bytes", m.disk_bytes.unwrap_or(0) as f64),
-    );
-    metrics.insert(
-        "memory_quota".to_owned(),
-        gauge("bytes", m.memory_bytes_quota.unwrap_or(0) as f64),
-    );
-    metrics.insert(
-        "disk_quota".to_owned(),
-        gauge("bytes", m.disk_bytes_quota.unwrap_or(0) as f64),
-    );
+    let values = [
+        ("cpu", "percentage", m.cpu_percentage.unwrap_or(0.0)),
+        ("memory", "bytes", m.memory_bytes.unwrap_or(0) as f64),
+        ("disk", "bytes", m.disk_bytes.unwrap_or(0) as f64),
+        (
+            "memory_quota",
+            "bytes",
+            m.memory_bytes_quota.unwrap_or(0) as f64,
+        ),
+        (
+            "disk_quota",
+            "bytes",
+            m.disk_bytes_quota.unwrap_or(0) as f64,
+        ),
+    ];
+    let metrics = values
+        .into_iter()
+        .map(|(name, unit, value)| {
+            let unit = unit.to_owned();
+            (name.to_owned(), v2::GaugeValue { unit, value })
+        })
+        .collect();
     out.message = Some(Message::Gauge(v2::Gauge { metrics }));
 }

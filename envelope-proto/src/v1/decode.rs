@@ -6,28 +6,10 @@
 //! field are merged into the message decoded so far; repeated scalars: the
 //! last one wins.
 
-use bytes::Bytes;
-
 use crate::events::{
     ContainerMetric, CounterEvent, Envelope, Error, HttpStartStop, LogMessage, Uuid, ValueMetric,
 };
-use crate::wire::{Reader, WireError, WireType};
-
-/// Where `bytes` fields come from: a copy of the input, or a zero-copy slice
-/// of the caller's `Bytes`.
-#[derive(Clone, Copy)]
-pub(crate) struct Source<'a> {
-    pub(crate) whole: Option<&'a Bytes>,
-}
-
-impl Source<'_> {
-    fn bytes(&self, part: &[u8]) -> Bytes {
-        match self.whole {
-            Some(whole) if !part.is_empty() => whole.slice_ref(part),
-            _ => Bytes::copy_from_slice(part),
-        }
-    }
-}
+use crate::wire::{Reader, Source, WireError, WireType};
 
 /// proto2 strings are not UTF-8 checked by Go; a Rust `String` cannot hold
 /// invalid UTF-8, so invalid sequences are replaced with U+FFFD.
@@ -47,7 +29,7 @@ pub(crate) fn merge_envelope(
 ) -> Result<(), WireError> {
     let mut r = Reader::new(buf);
     while !r.is_empty() {
-        let (num, wt) = r.key()?;
+        let (num, wt) = r.tag()?;
         match (num, wt) {
             (1, Len) => env.origin = Some(lossy(r.bytes()?)),
             (2, Varint) => env.event_type = Some(r.varint()? as i32),
@@ -93,7 +75,7 @@ fn string_entry(buf: &[u8]) -> Result<(String, String), WireError> {
     let mut value: &[u8] = &[];
     let mut r = Reader::new(buf);
     while !r.is_empty() {
-        let (num, wt) = r.key()?;
+        let (num, wt) = r.tag()?;
         match (num, wt) {
             (1, Len) => key = r.bytes()?,
             (2, Len) => value = r.bytes()?,
@@ -106,7 +88,7 @@ fn string_entry(buf: &[u8]) -> Result<(String, String), WireError> {
 fn merge_log(m: &mut LogMessage, buf: &[u8], src: Source<'_>) -> Result<(), WireError> {
     let mut r = Reader::new(buf);
     while !r.is_empty() {
-        let (num, wt) = r.key()?;
+        let (num, wt) = r.tag()?;
         match (num, wt) {
             (1, Len) => m.message = Some(src.bytes(r.bytes()?)),
             (2, Varint) => m.message_type = Some(r.varint()? as i32),
@@ -123,7 +105,7 @@ fn merge_log(m: &mut LogMessage, buf: &[u8], src: Source<'_>) -> Result<(), Wire
 fn merge_value_metric(m: &mut ValueMetric, buf: &[u8]) -> Result<(), WireError> {
     let mut r = Reader::new(buf);
     while !r.is_empty() {
-        let (num, wt) = r.key()?;
+        let (num, wt) = r.tag()?;
         match (num, wt) {
             (1, Len) => m.name = Some(lossy(r.bytes()?)),
             (2, Fixed64) => m.value = Some(f64::from_bits(r.fixed64()?)),
@@ -137,7 +119,7 @@ fn merge_value_metric(m: &mut ValueMetric, buf: &[u8]) -> Result<(), WireError> 
 fn merge_counter(m: &mut CounterEvent, buf: &[u8]) -> Result<(), WireError> {
     let mut r = Reader::new(buf);
     while !r.is_empty() {
-        let (num, wt) = r.key()?;
+        let (num, wt) = r.tag()?;
         match (num, wt) {
             (1, Len) => m.name = Some(lossy(r.bytes()?)),
             (2, Varint) => m.delta = Some(r.varint()?),
@@ -151,7 +133,7 @@ fn merge_counter(m: &mut CounterEvent, buf: &[u8]) -> Result<(), WireError> {
 fn merge_error(m: &mut Error, buf: &[u8]) -> Result<(), WireError> {
     let mut r = Reader::new(buf);
     while !r.is_empty() {
-        let (num, wt) = r.key()?;
+        let (num, wt) = r.tag()?;
         match (num, wt) {
             (1, Len) => m.source = Some(lossy(r.bytes()?)),
             (2, Varint) => m.code = Some(r.varint()? as i32),
@@ -165,7 +147,7 @@ fn merge_error(m: &mut Error, buf: &[u8]) -> Result<(), WireError> {
 fn merge_container(m: &mut ContainerMetric, buf: &[u8]) -> Result<(), WireError> {
     let mut r = Reader::new(buf);
     while !r.is_empty() {
-        let (num, wt) = r.key()?;
+        let (num, wt) = r.tag()?;
         match (num, wt) {
             (1, Len) => m.application_id = Some(lossy(r.bytes()?)),
             (2, Varint) => m.instance_index = Some(r.varint()? as i32),
@@ -183,7 +165,7 @@ fn merge_container(m: &mut ContainerMetric, buf: &[u8]) -> Result<(), WireError>
 fn merge_http(m: &mut HttpStartStop, buf: &[u8]) -> Result<(), WireError> {
     let mut r = Reader::new(buf);
     while !r.is_empty() {
-        let (num, wt) = r.key()?;
+        let (num, wt) = r.tag()?;
         match (num, wt) {
             (1, Varint) => m.start_timestamp = Some(r.varint()? as i64),
             (2, Varint) => m.stop_timestamp = Some(r.varint()? as i64),
@@ -214,7 +196,7 @@ fn merge_http(m: &mut HttpStartStop, buf: &[u8]) -> Result<(), WireError> {
 fn merge_uuid(m: &mut Uuid, buf: &[u8]) -> Result<(), WireError> {
     let mut r = Reader::new(buf);
     while !r.is_empty() {
-        let (num, wt) = r.key()?;
+        let (num, wt) = r.tag()?;
         match (num, wt) {
             (1, Varint) => m.low = Some(r.varint()?),
             (2, Varint) => m.high = Some(r.varint()?),

@@ -20,15 +20,63 @@ pub(crate) fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
 }
 
-/// The `cases` array of one fixture file, e.g. `"v1/invalid.json"`.
-pub(crate) fn cases(rel: &str) -> Vec<Value> {
+/// Parsed `shared/fixtures/<rel>`, e.g. `"v2/view.json"`.
+pub(crate) fn fixture(rel: &str) -> Value {
     let path = dir().join(rel);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()));
-    let doc: Value = serde_json::from_str(&text).expect("fixture is JSON");
-    let cases = doc["cases"].as_array().expect("fixture has cases").clone();
+    serde_json::from_str(&text).expect("fixture is JSON")
+}
+
+/// The `cases` array of one fixture file, e.g. `"v1/invalid.json"`.
+pub(crate) fn cases(rel: &str) -> Vec<Value> {
+    let cases = fixture(rel)["cases"]
+        .as_array()
+        .expect("fixture has cases")
+        .clone();
     assert!(!cases.is_empty(), "{rel} has no cases");
     cases
+}
+
+/// Every `"b64"` value under `shared/fixtures/<sub>/*.json`, with the file
+/// and case it came from.
+pub(crate) fn fixture_blobs(sub: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = dir().join(sub);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for file in files {
+        let json: Value =
+            serde_json::from_slice(&std::fs::read(&file).expect("read fixture")).expect("json");
+        collect_b64(&json, &file.display().to_string(), &mut out);
+    }
+    out
+}
+
+fn collect_b64(v: &Value, at: &str, out: &mut Vec<(String, Vec<u8>)>) {
+    match v {
+        Value::Object(m) => {
+            let at = match m.get("name").and_then(|n| n.as_str()) {
+                Some(name) => format!("{at}#{name}"),
+                None => at.to_string(),
+            };
+            for (k, x) in m {
+                if k == "b64" {
+                    if let Some(s) = x.as_str() {
+                        out.push((at.clone(), b64(s)));
+                    }
+                } else {
+                    collect_b64(x, &at, out);
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_b64(x, at, out)),
+        _ => {}
+    }
 }
 
 /// The case's name.

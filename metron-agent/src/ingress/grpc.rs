@@ -71,6 +71,16 @@ impl IngressService {
         }
     }
 
+    /// Fairness, not backpressure: when the ring is more than half full, let
+    /// the egress task run before reading the next message (on a busy
+    /// runtime a connection task could otherwise refill the whole ring within
+    /// one scheduling round). Never waits for room.
+    async fn pace(&self) {
+        if self.ring.len() > self.ring.capacity() / 2 {
+            tokio::task::yield_now().await;
+        }
+    }
+
     fn account(&self, t: &Tally) {
         let m = &self.metrics;
         m.ingress_v2.add(t.received);
@@ -95,6 +105,7 @@ impl Ingress for IngressService {
             let mut tally = Tally::default();
             self.one(env, &mut arena, &mut tally);
             self.account(&tally);
+            self.pace().await;
         }
         Ok(Response::new(Bytes::new()))
     }
@@ -109,6 +120,7 @@ impl Ingress for IngressService {
             let mut tally = Tally::default();
             self.batch(&batch, &mut arena, &mut tally);
             self.account(&tally);
+            self.pace().await;
         }
         Ok(Response::new(Bytes::new()))
     }

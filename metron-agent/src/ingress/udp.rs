@@ -46,7 +46,7 @@ pub async fn run(socket: UdpSocket, ring: Arc<Ring<Bytes>>, metrics: Metrics, sh
                     }
                     arena.extend_from_slice(&buf[..n]);
                     ring.push(arena.split().freeze());
-                    if read >= 4096 {
+                    if read >= 1024 {
                         break;
                     }
                 }
@@ -58,5 +58,10 @@ pub async fn run(socket: UdpSocket, ring: Arc<Ring<Bytes>>, metrics: Metrics, sh
             }
         }
         metrics.ingress_v1.add(read);
+        // Fairness: let the v1 egress task run when the ring fills up (the
+        // kernel buffer absorbs the datagrams meanwhile). Never waits.
+        if ring.len() > ring.capacity() / 2 {
+            tokio::task::yield_now().await;
+        }
     }
 }

@@ -33,6 +33,8 @@ pub(crate) struct Manager {
     pub(crate) slot: Arc<Slot>,
     pub(crate) all: Arc<[Arc<Slot>]>,
     pub(crate) failures: Arc<Failures>,
+    /// Serialises pick-and-reserve so concurrent dials spread evenly.
+    pub(crate) dial_lock: Arc<parking_lot::Mutex<()>>,
     pub(crate) config: Arc<PoolConfig>,
     pub(crate) gauges: PoolGauges,
     pub(crate) shutdown: Shutdown,
@@ -107,9 +109,21 @@ impl Manager {
             Ok(a) => a,
             Err(e) => return End::Failed(e.to_string()),
         };
-        let Some(addr) = self.pick(&addrs) else {
-            return End::Failed("unable to lookup a log consumer".to_owned());
+        let addr = {
+            let _dialing = self.dial_lock.lock();
+            let Some(addr) = self.pick(&addrs) else {
+                return End::Failed("unable to lookup a log consumer".to_owned());
+            };
+            // Reserve the address while dialing so other managers see it used.
+            *self.slot.addr.lock() = Some(addr);
+            addr
         };
+        let end = self.dial(addr, backoff).await;
+        *self.slot.addr.lock() = None;
+        end
+    }
+
+    async fn dial(&self, addr: SocketAddr, backoff: &mut Backoff) -> End {
         let tls = self.config.tls.clone().map(|c| (c, "doppler"));
         let channel = match channel_with(&addr.to_string(), tls, &ChannelOptions::agent()) {
             Ok(c) => c,
@@ -164,7 +178,6 @@ impl Manager {
             self.config.recycle_after.saturating_add(jitter),
             Ordering::Relaxed,
         );
-        *self.slot.addr.lock() = Some(addr);
         *self.slot.tx.write() = Some(tx);
         self.gauges.connections.add(1);
         self.gauges.streams.add(1);
@@ -185,7 +198,6 @@ impl Manager {
         // Unpublish: the channel closes once no writer holds a sender, the
         // request body ends and the call completes after flushing.
         *self.slot.tx.write() = None;
-        *self.slot.addr.lock() = None;
         self.gauges.connections.add(-1);
         self.gauges.streams.add(-1);
         if !matches!(end, End::Failed(_)) {

@@ -48,6 +48,26 @@ impl V1Processor {
         Ok(v1::encode(&env)?)
     }
 
+    /// Processes one datagram and appends it to `out` wrapped as an encoded
+    /// `plumbing.EnvelopeData{payload}` (encoded in place, no intermediate
+    /// buffer). Returns the envelope's encoded size.
+    pub fn process_into(
+        &self,
+        datagram: &[u8],
+        out: &mut bytes::BytesMut,
+    ) -> Result<usize, V1Error> {
+        use prost::Message as _;
+        let mut env = v1::decode(datagram)?;
+        self.modify(&mut env)?;
+        v1::check_required(&env).map_err(v1::EncodeError::from)?;
+        let len = env.encoded_len();
+        out.reserve(1 + prost::encoding::encoded_len_varint(len as u64) + len);
+        out.extend_from_slice(&[0x0a]);
+        prost::encoding::encode_varint(len as u64, out);
+        env.encode_raw(out);
+        Ok(len)
+    }
+
     /// The modifications on a decoded envelope.
     pub fn modify(&self, env: &mut Envelope) -> Result<(), V1Error> {
         if env.tags.get("source_id").is_none_or(|s| s.is_empty()) {

@@ -1,6 +1,6 @@
 //! v2 processing: origin mapping, `LOGS_DISABLED`, tagging, counter totals.
 //!
-//! Fast path: when [`scan`](super::scan) shows a non-empty `source_id`, no
+//! Fast path: when [`scan`](super::scan::scan) shows a non-empty `source_id`, no
 //! `deprecated_tags` and no counter, the original bytes are forwarded; absent
 //! default tags are appended as extra encoded `tags` map entries (a protobuf
 //! map is a repeated field, so appended entries add keys without touching the

@@ -139,9 +139,14 @@ pub enum UrlError {
     /// No `scheme://`.
     #[error("Cannot parse syslog drain URL.")]
     Unparseable,
-    /// A scheme other than syslog, syslog-tls, https, https-batch.
-    #[error("unsupported protocol: {0}")]
-    UnsupportedScheme(String),
+    /// A scheme other than syslog, syslog-tls, https, https-batch (upstream notice text).
+    #[error("Invalid Scheme {scheme} for syslog drain url {url}")]
+    UnsupportedScheme {
+        /// The scheme given.
+        scheme: String,
+        /// The URL without userinfo and query.
+        url: String,
+    },
     /// Empty host.
     #[error("No hostname found in syslog drain url {0}")]
     NoHost(String),
@@ -232,6 +237,20 @@ fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// `raw` without userinfo, query and fragment (for messages).
+pub fn anonymize(raw: &str) -> String {
+    let base = raw.split(['?', '#']).next().unwrap_or("");
+    match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let auth_end = rest.find('/').unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(auth_end);
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            format!("{scheme}://{host}{path}")
+        }
+        None => base.to_owned(),
+    }
+}
+
 fn has_leading_zeros(host: &str) -> bool {
     let parts: Vec<&str> = host.split('.').collect();
     parts.len() == 4
@@ -254,7 +273,12 @@ impl DrainUrl {
             "syslog-tls" => Scheme::SyslogTls,
             "https" => Scheme::Https,
             "https-batch" => Scheme::HttpsBatch,
-            other => return Err(UrlError::UnsupportedScheme(other.to_owned())),
+            other => {
+                return Err(UrlError::UnsupportedScheme {
+                    scheme: other.to_owned(),
+                    url: anonymize(raw_trim),
+                });
+            }
         };
         let rest = rest.split('#').next().unwrap_or("");
         let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
@@ -421,9 +445,10 @@ mod tests {
             (v6.host.as_str(), v6.port, v6.authority()),
             ("::1", 99, "[::1]:99".to_owned())
         );
+        let e = DrainUrl::parse("http://u:p@h/x?y=1", true).expect_err("http is refused");
         assert_eq!(
-            DrainUrl::parse("http://h", true),
-            Err(UrlError::UnsupportedScheme("http".into()))
+            e.to_string(),
+            "Invalid Scheme http for syslog drain url http://h/x"
         );
         assert_eq!(
             DrainUrl::parse("nonsense", true),

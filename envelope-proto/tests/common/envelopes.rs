@@ -1,11 +1,10 @@
 //! Shared by the view/batch/robustness tests: proptest strategies for v2
-//! envelopes, the "view agrees with a full decode" check, and fixture loading.
+//! envelopes, an independent varint writer, and the "view agrees with a full
+//! decode" check. Fixture loading is in `fixtures.rs` next to this file.
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
-use base64::Engine as _;
 use bytes::Bytes;
 use envelope_proto::loggregator_v2::{
     self as v2, Envelope, Event, Gauge, GaugeValue, Log, Timer, Value, envelope::Message,
@@ -184,61 +183,4 @@ pub(crate) fn assert_view_matches(view: &EnvelopeView<'_>, env: &Envelope) {
     }
     let absent = "\u{0}absent";
     assert_eq!(view.tag(absent), env.tags.get(absent).map(String::as_str));
-}
-
-/// Every `"b64"` value under `shared/fixtures/<sub>/*.json`, with the file
-/// and case it came from.
-pub(crate) fn fixture_blobs(sub: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures")
-        .join(sub);
-    let mut out = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    for file in files {
-        let json: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&file).expect("read fixture")).expect("json");
-        collect_b64(&json, &file.display().to_string(), &mut out);
-    }
-    out
-}
-
-fn collect_b64(v: &serde_json::Value, at: &str, out: &mut Vec<(String, Vec<u8>)>) {
-    match v {
-        serde_json::Value::Object(m) => {
-            let at = match m.get("name").and_then(|n| n.as_str()) {
-                Some(name) => format!("{at}#{name}"),
-                None => at.to_string(),
-            };
-            for (k, x) in m {
-                if k == "b64" {
-                    if let Some(s) = x.as_str() {
-                        out.push((at.clone(), b64(s)));
-                    }
-                } else {
-                    collect_b64(x, &at, out);
-                }
-            }
-        }
-        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_b64(x, at, out)),
-        _ => {}
-    }
-}
-
-pub(crate) fn b64(s: &str) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD
-        .decode(s)
-        .expect("fixture base64")
-}
-
-/// Parsed `shared/fixtures/<path>`.
-pub(crate) fn fixture(path: &str) -> serde_json::Value {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures")
-        .join(path);
-    serde_json::from_slice(&std::fs::read(&p).expect("read fixture")).expect("fixture json")
 }
