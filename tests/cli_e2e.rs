@@ -159,6 +159,33 @@ fn grpc_emit_then_recent_logs_in_cf_format_and_json() {
 }
 
 #[test]
+fn plaintext_dev_needs_no_certificates() {
+    let dev = Dev::start(&["--plaintext"]);
+    assert!(
+        !dev.cert_dir().join("ca.crt").exists(),
+        "--plaintext generates no certificates"
+    );
+    let app = "3d6f0a3e-5b1c-4e8f-9a2d-6c7b8e9f0a1b";
+    let mut emit = loggregator();
+    emit.args([
+        "emit",
+        "--agent-addr",
+        &dev.agent_grpc,
+        "--plaintext",
+        "--source-id",
+        app,
+        "--timestamp",
+        "2016-07-19T23:08:12.129Z",
+        "over plaintext gRPC",
+    ]);
+    ok(&run(emit, None, T));
+    assert_eq!(
+        recent_lines(&dev, app, &[], 1),
+        vec!["   2016-07-19T23:08:12.12+0000 [APP/PROC/WEB/0] OUT over plaintext gRPC"]
+    );
+}
+
+#[test]
 fn udp_emit_from_stdin_then_recent_logs() {
     let dev = Dev::start(&[]);
     let app = "7c9e6679-7425-40de-944b-e07fc1f90ae7";

@@ -2,7 +2,7 @@
 //! dopplers in one process keep separate counters). Names follow upstream
 //! (reference §9, §21): `ingress`, `egress`, `dropped{direction}`,
 //! `subscriptions`; plus `invalid_envelopes` (envelopes that failed to parse,
-//! skipped) and `egress_encode_failures` (v2 envelopes whose v1 form cannot be
+//! skipped) and `v1_conversion_failures` (v2 envelopes whose v1 form cannot be
 //! marshalled, e.g. timers without `request_id`, dropped for v1 subscribers as
 //! upstream does).
 

@@ -32,18 +32,21 @@ pub struct Args {
     /// Admin `/metrics` + `/health` address [default: 127.0.0.1:14824; env METRICS_PORT].
     #[arg(long, value_name = "ADDR")]
     pub admin_addr: Option<String>,
-    /// CA certificate PEM [required; env AGENT_CA_FILE].
+    /// CA certificate PEM [required unless --insecure-plaintext; env AGENT_CA_FILE].
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
-    /// Certificate PEM, SAN `metron` [required; env AGENT_CERT_FILE].
+    /// Certificate PEM, SAN `metron` [required unless --insecure-plaintext; env AGENT_CERT_FILE].
     #[arg(long, value_name = "FILE")]
     pub cert_file: Option<PathBuf>,
-    /// Private key PEM [required; env AGENT_KEY_FILE].
+    /// Private key PEM [required unless --insecure-plaintext; env AGENT_KEY_FILE].
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
     /// TLS 1.2 cipher suites, comma-separated [default: both ECDHE-RSA AES-GCM; env AGENT_CIPHER_SUITES].
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub cipher_suites: Option<Vec<String>>,
+    /// Serve and dial plaintext gRPC without TLS (local development only) [default: false].
+    #[arg(long)]
+    pub insecure_plaintext: bool,
     /// Doppler `host:port` (DNS names yield every record), repeatable or comma-separated [required; env ROUTER_ADDR].
     #[arg(long, value_name = "HOST:PORT", value_delimiter = ',')]
     pub router_addr: Option<Vec<String>>,
@@ -114,6 +117,7 @@ impl Args {
             cert_file: self.cert_file.clone(),
             key_file: self.key_file.clone(),
             cipher_suites: self.cipher_suites.clone(),
+            insecure_plaintext: self.insecure_plaintext.then_some(true),
             router_addr: self.router_addr.clone(),
             router_addr_with_az: self.router_addr_with_az.clone(),
             deployment: self.deployment.clone(),

@@ -38,6 +38,8 @@ pub struct RawConfig {
     pub key_file: Option<PathBuf>,
     /// TLS 1.2 cipher suites for the gRPC server.
     pub cipher_suites: Option<Vec<String>>,
+    /// Serve and dial plaintext gRPC, no TLS (local development only; ours).
+    pub insecure_plaintext: Option<bool>,
     /// Doppler addresses (`host:port`; a DNS name yields every A/AAAA record).
     pub router_addr: Option<Vec<String>>,
     /// Preferred (same-AZ) doppler addresses; used when they resolve.
@@ -86,7 +88,7 @@ impl RawConfig {
     /// Overlays every setting present in `other`.
     pub fn merge(&mut self, other: RawConfig) {
         merge_fields!(self, other; udp_addr, disable_udp, grpc_addr, admin_addr, ca_file,
-            cert_file, key_file, cipher_suites, router_addr, router_addr_with_az, deployment,
+            cert_file, key_file, cipher_suites, insecure_plaintext, router_addr, router_addr_with_az, deployment,
             job, index, ip, tags, logs_disabled, ingress_buffer_size, batch_size, v1_streams,
             v2_streams, recycle_after_writes, metrics_interval, metric_source_id,
             resolve_interval, drop_log_interval, shutdown_grace);
@@ -162,14 +164,17 @@ impl RawConfig {
         if dopplers.is_empty() {
             missing.push("ROUTER_ADDR");
         }
-        if self.ca_file.is_none() {
-            missing.push("AGENT_CA_FILE");
-        }
-        if self.cert_file.is_none() {
-            missing.push("AGENT_CERT_FILE");
-        }
-        if self.key_file.is_none() {
-            missing.push("AGENT_KEY_FILE");
+        let plaintext = self.insecure_plaintext.unwrap_or(false);
+        if !plaintext {
+            if self.ca_file.is_none() {
+                missing.push("AGENT_CA_FILE");
+            }
+            if self.cert_file.is_none() {
+                missing.push("AGENT_CERT_FILE");
+            }
+            if self.key_file.is_none() {
+                missing.push("AGENT_KEY_FILE");
+            }
         }
         if !missing.is_empty() {
             missing.sort_unstable();
@@ -263,11 +268,11 @@ impl RawConfig {
                 self.admin_addr,
                 "127.0.0.1:14824",
             )?,
-            tls: TlsPaths {
+            tls: (!plaintext).then(|| TlsPaths {
                 ca: self.ca_file.unwrap_or_default(),
                 cert: self.cert_file.unwrap_or_default(),
                 key: self.key_file.unwrap_or_default(),
-            },
+            }),
             cipher_suites,
             dopplers,
             dopplers_with_az: with_az,
@@ -332,8 +337,9 @@ pub struct Config {
     pub grpc_addr: SocketAddr,
     /// Admin listen address.
     pub admin_addr: SocketAddr,
-    /// mTLS files (server `metron`, client towards `doppler`).
-    pub tls: TlsPaths,
+    /// mTLS files (server `metron`, client towards `doppler`); `None` only in
+    /// explicit plaintext mode (`insecure_plaintext`).
+    pub tls: Option<TlsPaths>,
     /// TLS 1.2 cipher suites for the server (`None` = defaults).
     pub cipher_suites: Option<Vec<String>>,
     /// Doppler addresses, `host:port`.
@@ -378,7 +384,7 @@ impl Config {
             udp_addr: Some(any),
             grpc_addr: any,
             admin_addr: any,
-            tls,
+            tls: Some(tls),
             cipher_suites: None,
             dopplers,
             dopplers_with_az: Vec::new(),
@@ -511,6 +517,30 @@ mod tests {
         assert_eq!(c.metric_source_id, "metron");
         assert_eq!(c.dopplers, vec!["doppler.service:8082".to_owned()]);
         assert!(!c.logs_disabled);
+    }
+
+    #[test]
+    fn plaintext_needs_no_tls_files() {
+        let raw = RawConfig {
+            router_addr: Some(vec!["127.0.0.1:8082".to_owned()]),
+            insecure_plaintext: Some(true),
+            ..RawConfig::default()
+        };
+        let c = raw
+            .clone()
+            .validate()
+            .expect("plaintext is valid without TLS files");
+        assert_eq!(c.tls, None);
+        let err = RawConfig {
+            insecure_plaintext: None,
+            ..raw
+        }
+        .validate()
+        .expect_err("TLS files are required otherwise");
+        assert_eq!(
+            err,
+            ConfigError::Missing("AGENT_CA_FILE, AGENT_CERT_FILE, AGENT_KEY_FILE".to_owned())
+        );
     }
 
     #[test]

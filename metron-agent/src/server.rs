@@ -32,16 +32,26 @@ pub async fn run(
     registry: Registry,
 ) -> Result<(), Error> {
     let metrics = Metrics::new(&registry);
-    let files = TlsFiles::new(&config.tls.ca, &config.tls.cert, &config.tls.key);
-    let server_options = TlsOptions {
-        tls12_suites: match &config.cipher_suites {
-            Some(list) => Some(plumbing::tls::parse_cipher_suites(&list.join(","))?),
-            None => None,
-        },
-        alpn: None,
+    let (server_tls, client_tls) = match &config.tls {
+        Some(paths) => {
+            let files = TlsFiles::new(&paths.ca, &paths.cert, &paths.key);
+            let server_options = TlsOptions {
+                tls12_suites: match &config.cipher_suites {
+                    Some(list) => Some(plumbing::tls::parse_cipher_suites(&list.join(","))?),
+                    None => None,
+                },
+                alpn: None,
+            };
+            (
+                Some(plumbing::tls::server_config_with(&files, &server_options)?),
+                Some(plumbing::tls::client_config(&files)?),
+            )
+        }
+        None => {
+            tracing::warn!("insecure_plaintext: serving and dialing gRPC without TLS");
+            (None, None)
+        }
     };
-    let server_tls = plumbing::tls::server_config_with(&files, &server_options)?;
-    let client_tls = plumbing::tls::client_config(&files)?;
 
     // Doppler pools live on their own shutdown so the egress loops can still
     // write after ingress stopped.
@@ -51,7 +61,7 @@ pub async fn run(
         protocol,
         streams,
         discovery: discovery.clone(),
-        tls: Some(client_tls.clone()),
+        tls: client_tls.clone(),
         recycle_after: config.recycle_after_writes.get(),
         resolve_interval: config.resolve_interval,
     };
@@ -128,12 +138,9 @@ pub async fn run(
     let signal = shutdown.clone();
     let grpc = server_builder()
         .add_service(IngressServer::new(service).max_decoding_message_size(MAX_MESSAGE_SIZE))
-        .serve_with_incoming_shutdown(
-            serve_incoming(listeners.grpc, Some(server_tls)),
-            async move {
-                signal.cancelled().await;
-            },
-        );
+        .serve_with_incoming_shutdown(serve_incoming(listeners.grpc, server_tls), async move {
+            signal.cancelled().await;
+        });
     // Graceful shutdown waits for open client streams; emitters may keep
     // theirs open forever, so the server gets the grace period, no more.
     let grace = config.shutdown_grace;

@@ -311,11 +311,16 @@ pub async fn run(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     let mut total_received: u64 = 0;
+    // slowConsumerAlert is 1 for a flush interval in which a 1008 close or a
+    // missed envelope happened, and back to 0 once the nozzle keeps up again.
+    let mut slow_seen = fm.close_policy.get() + fm.missed.get();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = ticker.tick() => {
-                let slow = fm.close_policy.get() > 0 || fm.missed.get() > 0;
+                let slow_now = fm.close_policy.get() + fm.missed.get();
+                let slow = slow_now > slow_seen;
+                slow_seen = slow_now;
                 let ts = now_secs();
                 agg.add_internal("totalMessagesReceived", &config.hostname, ts, total_received as f64);
                 agg.add_internal("slowConsumerAlert", &config.hostname, ts, if slow { 1.0 } else { 0.0 });

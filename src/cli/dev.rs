@@ -52,8 +52,8 @@ pub(crate) struct Args {
     /// Interval of the --stats lines (Go duration, e.g. 5s, 500ms).
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub(crate) stats_interval: Duration,
-    /// Plaintext gRPC between the components instead of mutual TLS (not available yet: the
-    /// agent always uses mutual TLS, so this flag is refused).
+    /// Plaintext gRPC between the components instead of mutual TLS (no certificates are
+    /// generated; pass --plaintext to `emit` too).
     #[arg(long)]
     pub(crate) plaintext: bool,
     /// Directory for the generated certificates (the client commands look there)
@@ -221,16 +221,21 @@ fn generate_pki(dir: &Path) -> anyhow::Result<DevPki> {
 
 /// Runs `loggregator dev` until Ctrl-C / SIGTERM.
 pub(crate) async fn main(args: Args) -> anyhow::Result<()> {
-    if args.plaintext {
-        bail!(
-            "--plaintext: not available yet: the agent (metron-agent) always serves and dials \
-             mutual TLS (metron_agent::Config.tls is required); run without --plaintext"
-        );
-    }
     let dir = devdir::resolve(args.cert_dir.as_deref());
     let bound = bind_all(&args).await?;
     let endpoints = bound.endpoints()?;
-    let pki = generate_pki(&dir)?;
+    let pki = if args.plaintext {
+        None
+    } else {
+        Some(generate_pki(&dir)?)
+    };
+    // One component's mTLS files from the dev PKI (`None` in plaintext mode).
+    let identity = |name: &str| {
+        pki.as_ref().map(|p| {
+            let files = p.files(name);
+            (files.ca.unwrap_or_default(), files.cert, files.key)
+        })
+    };
 
     let agent_registry = Registry::new();
     let doppler_registries: Vec<Registry> =
@@ -253,12 +258,9 @@ pub(crate) async fn main(args: Args) -> anyhow::Result<()> {
         .zip(&doppler_registries)
         .enumerate()
     {
-        let files = pki.files("doppler");
-        let mut config = doppler::Config::for_tests(Some(doppler::config::TlsPaths {
-            ca: files.ca.clone().unwrap_or_default(),
-            cert: files.cert,
-            key: files.key,
-        }));
+        let mut config = doppler::Config::for_tests(
+            identity("doppler").map(|(ca, cert, key)| doppler::config::TlsPaths { ca, cert, key }),
+        );
         config.grpc_addr = endpoints.dopplers[i].0;
         config.admin_addr = Some(endpoints.dopplers[i].1);
         let listeners = doppler::Listeners {
@@ -279,14 +281,10 @@ pub(crate) async fn main(args: Args) -> anyhow::Result<()> {
 
     // Traffic controller (and RLP gateway).
     {
-        let files = pki.files("trafficcontroller");
         let mut config = traffic_controller::Config::for_tests(
             doppler_addrs.clone(),
-            Some(traffic_controller::config::TlsPaths {
-                ca: files.ca.clone().unwrap_or_default(),
-                cert: files.cert,
-                key: files.key,
-            }),
+            identity("trafficcontroller")
+                .map(|(ca, cert, key)| traffic_controller::config::TlsPaths { ca, cert, key }),
         );
         config.agent_addr = Some(endpoints.agent_grpc.to_string());
         config.registry = tc_registry.clone();
@@ -307,15 +305,19 @@ pub(crate) async fn main(args: Args) -> anyhow::Result<()> {
 
     // Agent.
     let agent_streams = {
-        let files = pki.files("metron");
         let mut config = metron_agent::Config::for_tests(
             metron_agent::config::TlsPaths {
-                ca: files.ca.clone().unwrap_or_default(),
-                cert: files.cert,
-                key: files.key,
+                ca: PathBuf::new(),
+                cert: PathBuf::new(),
+                key: PathBuf::new(),
             },
             doppler_addrs.clone(),
         );
+        config.tls = identity("metron").map(|(ca, cert, key)| metron_agent::config::TlsPaths {
+            ca,
+            cert,
+            key,
+        });
         config.udp_addr = Some(endpoints.agent_udp);
         config.grpc_addr = endpoints.agent_grpc;
         config.admin_addr = endpoints.agent_admin;
@@ -344,11 +346,15 @@ pub(crate) async fn main(args: Args) -> anyhow::Result<()> {
     wait_for_agent_streams(&agent_registry, agent_streams, &shutdown).await;
     if args.demo {
         let tls = pki
-            .client_config("client")
+            .as_ref()
+            .map(|p| p.client_config("client"))
+            .transpose()
             .map_err(|e| anyhow!("client certificate: {e}"))?;
-        let channel =
-            plumbing::tls::grpc::channel(&endpoints.agent_grpc.to_string(), Some((tls, "metron")))
-                .map_err(|e| anyhow!("demo emitter: {e}"))?;
+        let channel = plumbing::tls::grpc::channel(
+            &endpoints.agent_grpc.to_string(),
+            tls.map(|t| (t, "metron")),
+        )
+        .map_err(|e| anyhow!("demo emitter: {e}"))?;
         let emitter = demo::Emitter::new(channel, args.demo_rate, shutdown.clone());
         tokio::spawn(emitter.run());
     }
@@ -448,19 +454,29 @@ fn banner(args: &Args, e: &Endpoints, dir: &Path) -> String {
     let n = e.dopplers.len();
     let _ = writeln!(
         s,
-        "loggregator dev: agent, {n} doppler{}, traffic controller on loopback (mutual TLS between components, auth off)",
-        if n == 1 { "" } else { "s" }
+        "loggregator dev: agent, {n} doppler{}, traffic controller on loopback ({} between components, auth off)",
+        if n == 1 { "" } else { "s" },
+        if args.plaintext {
+            "plaintext gRPC"
+        } else {
+            "mutual TLS"
+        }
     );
     s.push('\n');
     let row = |s: &mut String, what: &str, value: String| {
         let _ = writeln!(s, "  {what:<30} {value}");
     };
     row(&mut s, "agent v1 UDP (dropsonde)", e.agent_udp.to_string());
-    row(&mut s, "agent v2 gRPC (mTLS)", e.agent_grpc.to_string());
+    let grpc_kind = if args.plaintext { "plaintext" } else { "mTLS" };
+    row(
+        &mut s,
+        &format!("agent v2 gRPC ({grpc_kind})"),
+        e.agent_grpc.to_string(),
+    );
     for (i, (grpc, _)) in e.dopplers.iter().enumerate() {
         row(
             &mut s,
-            &format!("doppler {} gRPC (mTLS)", i + 1),
+            &format!("doppler {} gRPC ({grpc_kind})", i + 1),
             grpc.to_string(),
         );
     }
@@ -498,11 +514,13 @@ fn banner(args: &Args, e: &Endpoints, dir: &Path) -> String {
         "traffic controller metrics",
         format!("http://{}/metrics", e.tc_admin),
     );
-    row(
-        &mut s,
-        "certificates",
-        format!("{} (ca.crt, client.crt, client.key, ...)", dir.display()),
-    );
+    if !args.plaintext {
+        row(
+            &mut s,
+            "certificates",
+            format!("{} (ca.crt, client.crt, client.key, ...)", dir.display()),
+        );
+    }
     s.push('\n');
 
     // Flags the client commands need when dev does not use its defaults.
@@ -511,7 +529,9 @@ fn banner(args: &Args, e: &Endpoints, dir: &Path) -> String {
     if e.agent_grpc.to_string() != "127.0.0.1:3458" {
         let _ = write!(emit_flags, " --agent-addr {}", e.agent_grpc);
     }
-    if !default_dir {
+    if args.plaintext {
+        emit_flags.push_str(" --plaintext");
+    } else if !default_dir {
         let _ = write!(emit_flags, " --cert-dir {}", dir.display());
     }
     let mut udp_flags = String::new();

@@ -2,15 +2,17 @@
 //! disconnected (reference §12.6): source id `traffic_controller`, title
 //! `Traffic Controller has disconnected slow consumer`.
 //!
-//! Queue: bounded channel of [`QUEUE`] events, drop newest when full (the
-//! counter and log line already record the disconnect); one task sends them
-//! with `loggregator.v2.Ingress/Send` over mutual TLS (server name `metron`).
+//! Queue: bounded channel of [`QUEUE`] events, drop newest when full; one task
+//! sends them with `loggregator.v2.Ingress/Send` over mutual TLS (server name
+//! `metron`). Every Event the agent does not get (queue full, send failed or
+//! timed out) is counted in `doppler_proxy_agent_events_dropped`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use envelope_proto::loggregator_v2::ingress_client::IngressClient;
 use envelope_proto::loggregator_v2::{Envelope, EnvelopeBatch, Event, envelope};
+use plumbing::metrics::Counter;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -25,6 +27,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug)]
 pub(crate) struct AgentEvents {
     tx: mpsc::Sender<Envelope>,
+    dropped: Counter,
 }
 
 impl AgentEvents {
@@ -32,6 +35,7 @@ impl AgentEvents {
     pub(crate) fn start(
         addr: &str,
         tls: Option<Arc<rustls::ClientConfig>>,
+        dropped: Counter,
         cancel: CancellationToken,
     ) -> Self {
         let (tx, mut rx) = mpsc::channel::<Envelope>(QUEUE);
@@ -40,10 +44,11 @@ impl AgentEvents {
             Err(e) => {
                 tracing::warn!(agent = %addr, error = %e, "cannot create agent channel; slow-consumer events disabled");
                 drop(rx);
-                return Self { tx };
+                return Self { tx, dropped };
             }
         };
         let addr = addr.to_owned();
+        let lost = dropped.clone();
         tokio::spawn(async move {
             let mut client = IngressClient::new(channel);
             loop {
@@ -55,13 +60,17 @@ impl AgentEvents {
                 match tokio::time::timeout(SEND_TIMEOUT, client.send(batch)).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(status)) => {
+                        lost.inc();
                         tracing::warn!(agent = %addr, %status, "failed to send event to agent")
                     }
-                    Err(_) => tracing::warn!(agent = %addr, "timed out sending event to agent"),
+                    Err(_) => {
+                        lost.inc();
+                        tracing::warn!(agent = %addr, "timed out sending event to agent")
+                    }
                 }
             }
         });
-        Self { tx }
+        Self { tx, dropped }
     }
 
     /// Queues the slow-consumer Event (dropped if the queue is full).
@@ -71,6 +80,7 @@ impl AgentEvents {
             .try_send(slow_consumer_event(remote, forwarded_for, path))
             .is_err()
         {
+            self.dropped.inc();
             tracing::debug!("agent event queue full; slow-consumer event dropped");
         }
     }

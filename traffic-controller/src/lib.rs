@@ -119,11 +119,15 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: Shutdown) -> Re
         cancel.clone(),
     )
     .await;
-    let agent = config
-        .agent_addr
-        .as_deref()
-        .map(|addr| agent_event::AgentEvents::start(addr, doppler_tls.clone(), cancel.clone()));
     let metrics = metrics::Metrics::new(&registry);
+    let agent = config.agent_addr.as_deref().map(|addr| {
+        agent_event::AgentEvents::start(
+            addr,
+            doppler_tls.clone(),
+            metrics.agent_events_dropped.clone(),
+            cancel.clone(),
+        )
+    });
     let security_log = match &config.security_event_log {
         None => None,
         Some(path) => Some(

@@ -15,6 +15,7 @@
 //! | `doppler_proxy_doppler_streams` | ours | gauge: open upstream doppler streams |
 //! | `doppler_proxy_rejected_connections` | ours | counter: consumers refused at the connection limit |
 //! | `doppler_proxy_security_log_dropped` | ours | counter: CEF lines dropped (writer behind) |
+//! | `doppler_proxy_agent_events_dropped` | ours | counter: slow-consumer Events not delivered to the agent |
 
 use plumbing::metrics::{Counter, Gauge, Registry};
 
@@ -53,6 +54,8 @@ pub struct Metrics {
     pub rejected: Counter,
     /// CEF lines dropped because the writer fell behind.
     pub security_log_dropped: Counter,
+    /// Slow-consumer Events the agent did not get (queue full, send failed or timed out).
+    pub agent_events_dropped: Counter,
 }
 
 impl Metrics {
@@ -122,6 +125,11 @@ impl Metrics {
             security_log_dropped: registry.counter(
                 "doppler_proxy_security_log_dropped",
                 "Security event log lines dropped because the writer fell behind",
+                &[],
+            ),
+            agent_events_dropped: registry.counter(
+                "doppler_proxy_agent_events_dropped",
+                "Slow-consumer Events not delivered to the agent (queue full, send failed or timed out)",
                 &[],
             ),
         }

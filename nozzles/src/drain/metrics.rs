@@ -5,6 +5,9 @@ use plumbing::metrics::{Counter, Gauge, Registry};
 
 use super::url::Scheme;
 
+/// HELP text of `syslog_drain_dropped` (one text for both `reason` series).
+const DROPPED_HELP: &str = "Drain losses: reason=buffer counts envelopes overwritten in the per-drain buffer, reason=retries_exhausted counts messages abandoned after the retry schedule";
+
 /// Counters for one scheme.
 #[derive(Debug, Clone)]
 pub struct SchemeMetrics {
@@ -54,12 +57,12 @@ impl DrainMetrics {
             ),
             dropped: registry.counter(
                 "syslog_drain_dropped",
-                "Envelopes overwritten in per-drain buffers",
+                DROPPED_HELP,
                 &[("scheme", s), ("reason", "buffer")],
             ),
             retry_dropped: registry.counter(
                 "syslog_drain_dropped",
-                "Envelopes overwritten in per-drain buffers",
+                DROPPED_HELP,
                 &[("scheme", s), ("reason", "retries_exhausted")],
             ),
             write_errors: registry.counter(
