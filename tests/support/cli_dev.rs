@@ -238,7 +238,11 @@ impl Dev {
                 .map(|rest| rest.trim().to_owned())
                 .unwrap_or_else(|| panic!("no {label:?} row in the banner {banner:#?}"))
         };
-        let agent_grpc = field("agent v2 gRPC (mTLS)");
+        let agent_grpc = if banner.iter().any(|l| l.contains("(plaintext)")) {
+            field("agent v2 gRPC (plaintext)")
+        } else {
+            field("agent v2 gRPC (mTLS)")
+        };
         let agent_udp = field("agent v1 UDP (dropsonde)");
         let tc = field("traffic controller (WebSocket)");
         let tc_url = tc.replacen("ws://", "http://", 1);
