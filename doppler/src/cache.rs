@@ -19,10 +19,10 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use envelope_proto::view::Kind;
 use plumbing::metrics::Counter;
 
 use crate::envelope::Ingested;
-use crate::router::key::MessageKind;
 
 /// Cache limits.
 #[derive(Debug, Clone)]
@@ -271,12 +271,12 @@ impl AppCache {
             None => Stored::V2(Bytes::copy_from_slice(&item.v2)),
         };
         match item.key.kind {
-            MessageKind::Log if self.logs_enabled() => {
+            Kind::Log if self.logs_enabled() => {
                 if let Ok(app) = std::str::from_utf8(&item.key.source_id) {
                     self.push_log(app, stored());
                 }
             }
-            MessageKind::Gauge if cm_hashes.contains(&item.key.name_hash) => {
+            Kind::Gauge if cm_hashes.contains(&item.key.name_hash) => {
                 let Ok(view) = envelope_proto::view::EnvelopeView::parse(&item.v2) else {
                     return;
                 };

@@ -263,14 +263,9 @@ impl RawConfig {
             let key = self.key_file.ok_or(ConfigError::MissingTls("KeyFile"))?;
             Some(TlsPaths { ca, cert, key })
         };
-        let cipher_suites = match self.cipher_suites {
-            None => None,
-            Some(list) => {
-                plumbing::tls::parse_cipher_suites(&list.join(","))
-                    .map_err(|_| ConfigError::NoValidCiphers)?;
-                Some(list)
-            }
-        };
+        plumbing::tls::parse_cipher_suite_names(self.cipher_suites.as_deref())
+            .map_err(|_| ConfigError::NoValidCiphers)?;
+        let cipher_suites = self.cipher_suites;
         let nonzero = |field: &'static str, v: Option<u64>, default: usize| {
             let v = v.map_or(Ok(default), |v| {
                 usize::try_from(v).map_err(|_| ConfigError::OutOfRange {

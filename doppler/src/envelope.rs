@@ -25,7 +25,7 @@ use envelope_proto::loggregator_v2 as v2;
 use envelope_proto::view::{EnvelopeView, Kind};
 use prost::Message;
 
-use crate::router::key::{MessageKind, RouteKey, V1Class, V1Routed};
+use crate::router::key::{RouteKey, V1Class, V1Routed};
 use crate::subscriptions::Needs;
 
 /// An envelope on its way from ingress to the router.
@@ -52,28 +52,17 @@ pub enum Rejected {
     Invalid,
 }
 
-fn kind_of(k: Kind) -> MessageKind {
-    match k {
-        Kind::None => MessageKind::None,
-        Kind::Log => MessageKind::Log,
-        Kind::Counter => MessageKind::Counter,
-        Kind::Gauge => MessageKind::Gauge,
-        Kind::Timer => MessageKind::Timer,
-        Kind::Event => MessageKind::Event,
-    }
-}
-
 fn route_key(buf: &Bytes, view: &EnvelopeView<'_>) -> RouteKey {
-    let kind = kind_of(view.kind());
+    let kind = view.kind();
     let (counter_name, name_hash) = match kind {
-        MessageKind::Counter => {
+        Kind::Counter => {
             let name = view.counter_name();
             (
                 slice_of(buf, name.as_bytes()),
                 envelope_proto::view::crc64(name.as_bytes()),
             )
         }
-        MessageKind::Gauge => (Bytes::new(), view.gauge_names_hash()),
+        Kind::Gauge => (Bytes::new(), view.gauge_names_hash()),
         _ => (Bytes::new(), 0),
     };
     RouteKey {
@@ -127,9 +116,8 @@ pub fn from_v2(buf: Bytes, needs: &Needs, stats: &mut PrepStats) -> Result<Inges
     let view = EnvelopeView::parse(&buf).map_err(|_| Rejected::Invalid)?;
     let key = route_key(&buf, &view);
     let want_v1 = needs.v1.load(Ordering::Relaxed);
-    let (has_deprecated, has_tags) = tag_maps_present(&buf);
-    let want_dep = needs.deprecated_tags.load(Ordering::Relaxed) && has_tags;
-    let want_pref = needs.preferred_tags.load(Ordering::Relaxed) && has_deprecated;
+    let want_dep = needs.deprecated_tags.load(Ordering::Relaxed) && view.has_tags();
+    let want_pref = needs.preferred_tags.load(Ordering::Relaxed) && view.has_deprecated_tags();
     let mut item = Ingested {
         key,
         v2: Bytes::new(),
@@ -189,49 +177,6 @@ pub fn from_v1(buf: Bytes, needs: &Needs) -> Result<Ingested, Rejected> {
     })
 }
 
-/// Whether the top level of an encoded v2 envelope has `deprecated_tags`
-/// (field 3) and `tags` (field 9) entries. The envelope was already validated by
-/// [`EnvelopeView::parse`]; anything unexpected (groups) reports both present, so
-/// the caller falls back to a full decode.
-fn tag_maps_present(buf: &[u8]) -> (bool, bool) {
-    fn varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
-        let mut v = 0u64;
-        for i in 0..10 {
-            let b = *buf.get(*pos)?;
-            *pos += 1;
-            v |= u64::from(b & 0x7f) << (7 * i);
-            if b < 0x80 {
-                return Some(v);
-            }
-        }
-        None
-    }
-    let (mut dep, mut tags) = (false, false);
-    let mut pos = 0;
-    while pos < buf.len() {
-        let Some(tag) = varint(buf, &mut pos) else {
-            return (true, true);
-        };
-        let skip = match tag & 7 {
-            0 => varint(buf, &mut pos).map(|_| 0),
-            1 => Some(8),
-            2 => varint(buf, &mut pos),
-            5 => Some(4),
-            _ => None,
-        };
-        let Some(skip) = skip else {
-            return (true, true);
-        };
-        match tag {
-            0x1a => dep = true,
-            0x4a => tags = true,
-            _ => {}
-        }
-        pos = pos.saturating_add(usize::try_from(skip).unwrap_or(usize::MAX));
-    }
-    (dep, tags)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -260,10 +205,20 @@ mod tests {
     }
 
     #[test]
-    fn detects_tag_maps() {
-        assert_eq!(tag_maps_present(&enc(false, false)), (false, false));
-        assert_eq!(tag_maps_present(&enc(true, false)), (false, true));
-        assert_eq!(tag_maps_present(&enc(false, true)), (true, false));
-        assert_eq!(tag_maps_present(&enc(true, true)), (true, true));
+    fn re_encodes_only_when_the_other_tag_map_is_present() {
+        let needs = Needs::default();
+        needs.deprecated_tags.store(true, Ordering::Relaxed);
+        needs.preferred_tags.store(true, Ordering::Relaxed);
+        for (tags, dep) in [(false, false), (true, false), (false, true), (true, true)] {
+            let item = from_v2(
+                Bytes::from(enc(tags, dep)),
+                &needs,
+                &mut PrepStats::default(),
+            )
+            .unwrap();
+            assert_eq!(item.v2_deprecated.is_some(), tags, "tags={tags} dep={dep}");
+            assert_eq!(item.v2_preferred.is_some(), dep, "tags={tags} dep={dep}");
+            assert_eq!(item.key.kind, Kind::Log);
+        }
     }
 }

@@ -31,10 +31,7 @@ pub fn tls_config(config: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, 
     let Some(paths) = &config.tls else {
         return Ok(None);
     };
-    let suites = match &config.cipher_suites {
-        Some(list) => Some(plumbing::tls::parse_cipher_suites(&list.join(","))?),
-        None => None,
-    };
+    let suites = plumbing::tls::parse_cipher_suite_names(config.cipher_suites.as_deref())?;
     let files = TlsFiles::new(&paths.ca, &paths.cert, &paths.key);
     let options = TlsOptions {
         tls12_suites: suites,

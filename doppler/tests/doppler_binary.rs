@@ -3,11 +3,11 @@
 //! graceful exit on SIGTERM.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use envelope_proto::loggregator_v2::{EnvelopeBatch, ingress_client::IngressClient};
+use plumbing::logline::LineWatcher;
 use plumbing::tls::dev::DevPki;
 
 fn doppler() -> Command {
@@ -117,45 +117,22 @@ async fn starts_with_upstream_env_prints_lines_serves_and_stops_on_sigterm() {
         .env("ROUTER_METRIC_BATCH_INTERVAL_MILLISECONDS", "10")
         .env("ROUTER_METRIC_SOURCE_ID", "");
     let mut child = c.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut lines = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let find = |lines: &[String], needle: &str| lines.iter().find(|l| l.contains(needle)).cloned();
-    while find(&lines, "pprof bound to: ").is_none()
-        || find(&lines, "Starting gRPC server on").is_none()
-    {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(l) => lines.push(l),
-            Err(_) => panic!("startup lines missing: {lines:#?}"),
-        }
-    }
-    for want in [
+    let mut lines = LineWatcher::spawn(child.stderr.take().unwrap());
+    let wanted = [
         "Startup: Setting up the router server",
         "grpc bound to: [::]:",
         "Startup: router server started.",
         "MessageRouter:Starting",
         "Starting gRPC server on [::]:",
         "pprof bound to: 127.0.0.1:",
-    ] {
-        assert!(
-            find(&lines, want).is_some(),
-            "missing {want:?} in {lines:#?}"
-        );
+    ];
+    if let Err(e) = lines.wait_for(&wanted, Duration::from_secs(20)) {
+        panic!("startup lines: {e}");
     }
     // Go log prefix: `2006/01/02 15:04:05.000000 `
-    let first = find(&lines, "Startup: Setting up").unwrap();
+    let first = lines.find("Startup: Setting up").unwrap();
     assert_eq!(&first[4..5], "/", "{first}");
-    let grpc_line = find(&lines, "grpc bound to: ").unwrap();
+    let grpc_line = lines.find("grpc bound to: ").unwrap();
     let port: u16 = grpc_line
         .rsplit(':')
         .next()
@@ -174,7 +151,7 @@ async fn starts_with_upstream_env_prints_lines_serves_and_stops_on_sigterm() {
         .unwrap();
 
     // pprof port is a localhost listener answering 404.
-    let pprof = find(&lines, "pprof bound to: ").unwrap();
+    let pprof = lines.find("pprof bound to: ").unwrap();
     let pport: u16 = pprof.rsplit(':').next().unwrap().trim().parse().unwrap();
     let mut s = std::net::TcpStream::connect(("127.0.0.1", pport)).unwrap();
     use std::io::{Read, Write};

@@ -85,7 +85,8 @@ impl From<WireError> for ViewError {
     }
 }
 
-/// Which member of the envelope's `message` oneof is set.
+/// Which member of the envelope's `message` oneof is set (the last one on
+/// the wire wins). Shared by every component that classifies envelopes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Kind {
     /// No member set.
@@ -118,6 +119,8 @@ pub struct EnvelopeView<'a> {
     /// Offset of the first `tags` entry, where [`Self::tag`] starts
     /// scanning (`buf.len()` when there is none).
     tags_start: usize,
+    /// At least one top-level `deprecated_tags` entry was seen.
+    has_deprecated_tags: bool,
     /// Offset of the first oneof occurrence of the current member since the
     /// last switch: only occurrences from here on make up the message.
     run_start: usize,
@@ -144,6 +147,7 @@ impl<'a> EnvelopeView<'a> {
             instance_id: "",
             kind: Kind::None,
             tags_start: buf.len(),
+            has_deprecated_tags: false,
             run_start: 0,
             text1: "",
             text2: "",
@@ -159,7 +163,10 @@ impl<'a> EnvelopeView<'a> {
                 (1, Varint) => view.timestamp = r.varint()? as i64,
                 (2, Len) => view.source_id = utf8(r.bytes()?, "Envelope.source_id")?,
                 (8, Len) => view.instance_id = utf8(r.bytes()?, "Envelope.instance_id")?,
-                (3, Len) => check_deprecated_tag(r.bytes()?)?,
+                (3, Len) => {
+                    check_deprecated_tag(r.bytes()?)?;
+                    view.has_deprecated_tags = true;
+                }
                 (9, Len) => {
                     check_string_entry(r.bytes()?)?;
                     lower_to(&mut view.tags_start, start);
@@ -292,6 +299,21 @@ impl<'a> EnvelopeView<'a> {
     #[inline]
     pub fn kind(&self) -> Kind {
         self.kind
+    }
+
+    /// Whether the `tags` map (preferred tags) has at least one entry, i.e.
+    /// whether the decoded envelope's `tags` is non-empty.
+    #[inline]
+    pub fn has_tags(&self) -> bool {
+        // Every entry starts before the end of the buffer.
+        self.tags_start < self.buf.len()
+    }
+
+    /// Whether the `deprecated_tags` map has at least one entry, i.e. whether
+    /// the decoded envelope's `deprecated_tags` is non-empty.
+    #[inline]
+    pub fn has_deprecated_tags(&self) -> bool {
+        self.has_deprecated_tags
     }
 
     /// `log.type` as the open enum value (`0` OUT, `1` ERR; other values are
@@ -609,6 +631,28 @@ mod tests {
         assert_eq!(v.timestamp(), 0);
         assert_eq!(v.gauge_names_hash(), 0);
         assert_eq!(v.tag("x"), None);
+        assert!(!v.has_tags());
+        assert!(!v.has_deprecated_tags());
+    }
+
+    #[test]
+    fn empty_map_entries_still_count_as_entries() {
+        // deprecated_tags {} (key "", no value), tags {} (key "", value "")
+        let v = EnvelopeView::parse(&[0x1a, 0x00]).expect("valid");
+        assert!(v.has_deprecated_tags());
+        assert!(!v.has_tags());
+        let v = EnvelopeView::parse(&[0x4a, 0x00]).expect("valid");
+        assert!(!v.has_deprecated_tags());
+        assert!(v.has_tags());
+        assert_eq!(v.tag(""), Some(""));
+    }
+
+    #[test]
+    fn tag_maps_with_a_wrong_wire_type_are_skipped() {
+        // deprecated_tags and tags as varints: skipped like Go, so absent
+        let v = EnvelopeView::parse(&[0x18, 0x01, 0x48, 0x01]).expect("valid");
+        assert!(!v.has_deprecated_tags());
+        assert!(!v.has_tags());
     }
 
     #[test]

@@ -71,6 +71,33 @@ proptest! {
         assert_view_matches(&view, &decoded);
     }
 
+    /// `has_tags`/`has_deprecated_tags` agree with the decoded maps, also for
+    /// bare (empty) map entries, which decode as a `""` key, and for maps
+    /// that only appear in a later, merged encoding.
+    #[test]
+    fn tag_map_presence_agrees_with_full_decode(
+        a in envelope(),
+        b in envelope(),
+        bare_dep in any::<bool>(),
+        bare_tag in any::<bool>(),
+        noise in proptest::collection::vec(unknown_field(), 0..3),
+    ) {
+        let mut bytes = a.encode_to_vec();
+        bytes.extend(noise.concat());
+        if bare_dep {
+            bytes.extend([0x1a, 0x00]);
+        }
+        if bare_tag {
+            bytes.extend([0x4a, 0x00]);
+        }
+        bytes.extend(b.encode_to_vec());
+        let decoded = Envelope::decode(&bytes[..]).expect("prost decodes");
+        let view = EnvelopeView::parse(&bytes).expect("parses");
+        prop_assert_eq!(view.has_tags(), !decoded.tags.is_empty());
+        prop_assert_eq!(view.has_deprecated_tags(), !decoded.deprecated_tags.is_empty());
+        assert_view_matches(&view, &decoded);
+    }
+
     /// Invalid UTF-8 in any proto3 string is rejected, like Go (and prost).
     #[test]
     fn invalid_utf8_anywhere_is_rejected(env in envelope(), which in 0usize..10, bad in prop_oneof![

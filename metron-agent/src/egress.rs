@@ -91,6 +91,64 @@ fn log_v1_drops(n: u64) {
     tracing::warn!("network reader dropped messages {n}");
 }
 
+/// The reading side shared by both loops: batches from the ring, with ring
+/// losses accounted after every take.
+struct Intake {
+    ring: Arc<Ring<Bytes>>,
+    batch: Vec<Bytes>,
+    batch_size: usize,
+    drops: Drops,
+}
+
+impl Intake {
+    fn new(
+        ring: Arc<Ring<Bytes>>,
+        batch_size: usize,
+        dropped: Counter,
+        drop_log_interval: Duration,
+        line: fn(u64),
+    ) -> Self {
+        Self {
+            ring,
+            batch: Vec::with_capacity(batch_size),
+            batch_size,
+            drops: Drops {
+                counter: dropped,
+                interval: drop_log_interval,
+                last_log: None,
+                pending: 0,
+                line,
+            },
+        }
+    }
+
+    /// The next non-empty batch; `None` once the ring is closed and empty.
+    async fn next(&mut self) -> Option<&[Bytes]> {
+        self.batch.clear();
+        let n = next_batch(&self.ring, &mut self.batch, self.batch_size).await;
+        self.drops.check(&self.ring);
+        (n > 0).then_some(&self.batch[..])
+    }
+}
+
+/// Writes `msgs` (carrying `envelopes` envelopes) to the pool, counting them
+/// as sent or as dropped.
+async fn write_counted(
+    pool: &Pool,
+    msgs: Vec<Bytes>,
+    envelopes: u64,
+    sent: &Counter,
+    dropped: &Counter,
+) {
+    match pool.write(msgs).await {
+        Ok(()) => sent.add(envelopes),
+        Err(e) => {
+            dropped.add(envelopes);
+            tracing::debug!(envelopes, "{e}");
+        }
+    }
+}
+
 /// The v2 loop; returns when the ring is closed and empty.
 pub async fn run_v2(
     ring: Arc<Ring<Bytes>>,
@@ -99,34 +157,29 @@ pub async fn run_v2(
     batch_size: usize,
     drop_log_interval: Duration,
 ) {
-    let mut drops = Drops {
-        counter: metrics.dropped_ingress_v2.clone(),
-        interval: drop_log_interval,
-        last_log: None,
-        pending: 0,
-        line: log_v2_drops,
-    };
+    let mut intake = Intake::new(
+        ring,
+        batch_size,
+        metrics.dropped_ingress_v2.clone(),
+        drop_log_interval,
+        log_v2_drops,
+    );
     let mut average = Average::new(metrics.average_envelopes_v2.clone());
-    let mut batch: Vec<Bytes> = Vec::with_capacity(batch_size);
     let mut out = BytesMut::new();
-    loop {
-        batch.clear();
-        let n = next_batch(&ring, &mut batch, batch_size).await;
-        drops.check(&ring);
-        if n == 0 {
-            return;
-        }
-        envelope_proto::batch::encode(&batch, &mut out);
+    while let Some(batch) = intake.next().await {
+        let n = batch.len() as u64;
+        envelope_proto::batch::encode(batch, &mut out);
         let msg = out.split().freeze();
         let bytes: usize = batch.iter().map(Bytes::len).sum();
-        average.add(bytes as u64, n as u64);
-        match pool.write(vec![msg]).await {
-            Ok(()) => metrics.egress_v2.add(n as u64),
-            Err(e) => {
-                metrics.dropped_egress_v2.add(n as u64);
-                tracing::debug!(envelopes = n, "{e}");
-            }
-        }
+        average.add(bytes as u64, n);
+        write_counted(
+            &pool,
+            vec![msg],
+            n,
+            &metrics.egress_v2,
+            &metrics.dropped_egress_v2,
+        )
+        .await;
     }
 }
 
@@ -139,26 +192,19 @@ pub async fn run_v1(
     batch_size: usize,
     drop_log_interval: Duration,
 ) {
-    let mut drops = Drops {
-        counter: metrics.dropped_ring_v1.clone(),
-        interval: drop_log_interval,
-        last_log: None,
-        pending: 0,
-        line: log_v1_drops,
-    };
+    let mut intake = Intake::new(
+        ring,
+        batch_size,
+        metrics.dropped_ring_v1.clone(),
+        drop_log_interval,
+        log_v1_drops,
+    );
     let mut average = Average::new(metrics.average_envelopes_v1.clone());
-    let mut batch: Vec<Bytes> = Vec::with_capacity(batch_size);
     let mut arena = BytesMut::new();
-    loop {
-        batch.clear();
-        let n = next_batch(&ring, &mut batch, batch_size).await;
-        drops.check(&ring);
-        if n == 0 {
-            return;
-        }
-        let mut msgs = Vec::with_capacity(n);
+    while let Some(batch) = intake.next().await {
+        let mut msgs = Vec::with_capacity(batch.len());
         let mut bytes = 0u64;
-        for datagram in &batch {
+        for datagram in batch {
             match processor.process_into(datagram, &mut arena) {
                 Ok(len) => {
                     bytes += len as u64;
@@ -175,13 +221,14 @@ pub async fn run_v1(
             continue;
         }
         average.add(bytes, k);
-        match pool.write(msgs).await {
-            Ok(()) => metrics.egress_v1.add(k),
-            Err(e) => {
-                metrics.dropped_egress_v1.add(k);
-                tracing::debug!(envelopes = k, "{e}");
-            }
-        }
+        write_counted(
+            &pool,
+            msgs,
+            k,
+            &metrics.egress_v1,
+            &metrics.dropped_egress_v1,
+        )
+        .await;
     }
 }
 

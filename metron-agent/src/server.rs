@@ -36,10 +36,9 @@ pub async fn run(
         Some(paths) => {
             let files = TlsFiles::new(&paths.ca, &paths.cert, &paths.key);
             let server_options = TlsOptions {
-                tls12_suites: match &config.cipher_suites {
-                    Some(list) => Some(plumbing::tls::parse_cipher_suites(&list.join(","))?),
-                    None => None,
-                },
+                tls12_suites: plumbing::tls::parse_cipher_suite_names(
+                    config.cipher_suites.as_deref(),
+                )?,
                 alpn: None,
             };
             (

@@ -4,10 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use plumbing::logline::LineWatcher;
 use plumbing::tls::dev::DevPki;
 
 const BIN: &str = env!("CARGO_BIN_EXE_metron-agent");
@@ -90,18 +91,7 @@ fn startup_lines_and_admin_endpoint() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut lines = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut lines = LineWatcher::spawn(child.stderr.take().unwrap());
     let wanted = [
         "starting loggregator-agent",
         "metrics bound to: ",
@@ -110,24 +100,11 @@ fn startup_lines_and_admin_endpoint() {
         "agent v2 API started on addr 127.0.0.1:0",
         "failed to connect: ",
     ];
-    while !wanted
-        .iter()
-        .all(|w| lines.iter().any(|l: &String| l.contains(w)))
-    {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(l) => lines.push(l),
-            Err(_) => break,
-        }
-    }
-    for w in wanted {
-        assert!(
-            lines.iter().any(|l| l.contains(w)),
-            "missing {w:?} in {lines:#?}"
-        );
+    if let Err(e) = lines.wait_for(&wanted, Duration::from_secs(20)) {
+        panic!("startup lines: {e}");
     }
     let find = |prefix: &str| -> String {
-        let l = lines.iter().find(|l| l.contains(prefix)).unwrap();
+        let l = lines.find(prefix).unwrap();
         l.split(prefix).nth(1).unwrap().trim().to_owned()
     };
     let grpc = find("grpc bound to: ");

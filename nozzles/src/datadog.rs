@@ -1,7 +1,7 @@
 //! `nozzle datadog`: firehose metrics (traffic controller WebSocket,
 //! `filter-type=metrics`) to Datadog's `/api/v1/series`.
 //!
-//! Pipeline: [`crate::firehose::websocket`] -> [`Feed`] (bounded
+//! Pipeline: [`crate::firehose::websocket`] -> [`Feed`](crate::firehose::Feed) (bounded
 //! drop-oldest) -> [`series::Aggregator`] (bounded) -> every flush interval,
 //! request bodies of at most `flush_max_bytes` POSTed with the API key
 //! (`DD-API-KEY` header, optionally `?api_key=`), each retried with
@@ -14,19 +14,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use envelope_proto::events;
 use http::{Method, Request, header};
 use http_body_util::Full;
 use plumbing::backoff::{Backoff, Jitter};
 use plumbing::metrics::{Counter, Registry};
 use plumbing::shutdown::Shutdown;
 use rustls::ClientConfig;
-use tokio::net::TcpListener;
 
 use crate::Error;
+pub use crate::admin::Listeners;
 use crate::firehose::websocket::{self, FilterType, WsConfig};
-use crate::firehose::{DEFAULT_BUFFER, Feed, FirehoseMetrics};
-use crate::http::HttpClient;
+use crate::firehose::{DEFAULT_BUFFER, FirehoseMetrics};
+use crate::http::{HttpClient, split_url};
 use series::{Aggregator, bodies};
 
 /// Validated configuration.
@@ -78,13 +77,7 @@ impl Config {
     /// A test configuration: firehose at `tc_url`, Datadog at `datadog_url`, 200 ms flushes.
     pub fn for_tests(tc_url: &str, datadog_url: &str, api_key: &str) -> Self {
         Self {
-            firehose: WsConfig {
-                url: tc_url.into(),
-                subscription_id: "datadog-nozzle".into(),
-                filter: FilterType::Metrics,
-                authorization: String::new(),
-                tls: None,
-            },
+            firehose: WsConfig::new(tc_url, "datadog-nozzle", FilterType::Metrics),
             datadog_url: datadog_url.into(),
             datadog_tls: None,
             api_key: api_key.into(),
@@ -101,13 +94,6 @@ impl Config {
             grace: Duration::from_secs(1),
         }
     }
-}
-
-/// Already-bound listeners.
-#[derive(Debug, Default)]
-pub struct Listeners {
-    /// Admin endpoint.
-    pub admin: Option<TcpListener>,
 }
 
 /// Counters of the flusher.
@@ -138,31 +124,13 @@ impl std::fmt::Debug for Flusher {
 
 impl Flusher {
     fn new(config: &Config, metrics: FlushMetrics) -> Result<Self, Error> {
-        let url = &config.datadog_url;
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
-            Error::Config(format!(
-                "datadog url {url:?}: missing scheme (http:// or https://)"
-            ))
-        })?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
+        let (secure, authority, path) = split_url(&config.datadog_url, "datadog")?;
         let host = authority
             .rsplit_once(':')
             .filter(|(h, _)| !h.ends_with(']') || h.starts_with('['))
             .map_or(authority, |(h, _)| h)
             .trim_start_matches('[')
             .trim_end_matches(']');
-        let secure = match scheme {
-            "https" => true,
-            "http" => false,
-            other => {
-                return Err(Error::Config(format!(
-                    "datadog url scheme {other:?}: accepted values are http, https"
-                )));
-            }
-        };
         let addr = if authority
             .rsplit_once(':')
             .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
@@ -290,20 +258,13 @@ pub async fn run(
         ),
     };
     let mut flusher = Flusher::new(&config, metrics.clone())?;
-    if let Some(l) = listeners.admin {
-        shutdown.spawn(plumbing::admin::serve(
-            l,
-            config.registry.clone(),
-            shutdown.clone(),
-        ));
-    }
-    let feed: Feed<events::Envelope> = Feed::new(config.buffer_size, fm.clone());
-    let cancel = shutdown.token().child_token();
-    shutdown.spawn(websocket::run(
+    listeners.serve_admin(&config.registry, &shutdown);
+    let (feed, cancel) = websocket::spawn(
         config.firehose.clone(),
-        feed.clone(),
-        cancel.clone(),
-    ));
+        config.buffer_size,
+        fm.clone(),
+        &shutdown,
+    );
 
     let mut agg = Aggregator::new(&config.prefix, config.max_series, config.max_points);
     let mut batch = Vec::with_capacity(1000);

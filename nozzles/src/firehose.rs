@@ -16,6 +16,7 @@ pub mod grpc;
 pub mod sse;
 pub mod websocket;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ use envelope_proto::loggregator_v2 as v2;
 use plumbing::backoff::Backoff;
 use plumbing::metrics::{Counter, Registry};
 use plumbing::ring::Ring;
+use tokio_util::sync::CancellationToken;
 
 /// Default feed capacity (envelopes).
 pub const DEFAULT_BUFFER: usize = 10_000;
@@ -31,6 +33,59 @@ pub const DEFAULT_BUFFER: usize = 10_000;
 /// Reconnect backoff: 500 ms doubling to 1 min (noaa's range), full jitter.
 pub fn reconnect_backoff() -> Backoff {
     Backoff::new(Duration::from_millis(500), Duration::from_secs(60))
+}
+
+/// What [`reconnect_loop`] does once a session has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reconnect {
+    /// Wait the next backoff delay first.
+    AfterDelay,
+    /// Reconnect at once (the server ended the stream on purpose).
+    Now,
+}
+
+/// How one session (connecting, then reading until the stream ends) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ended {
+    /// Envelopes arrived during the session: the backoff starts over.
+    pub(crate) received: bool,
+    /// What to do next.
+    pub(crate) next: Reconnect,
+}
+
+/// Runs `session` again and again until `cancel` fires: every attempt after
+/// the first is counted in `metrics.reconnects`, and sessions are separated by
+/// [`reconnect_backoff`] delays unless one asks for [`Reconnect::Now`].
+pub(crate) async fn reconnect_loop<F, Fut>(
+    metrics: &FirehoseMetrics,
+    cancel: &CancellationToken,
+    mut session: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Ended>,
+{
+    let mut backoff = reconnect_backoff();
+    let mut first = true;
+    loop {
+        if !first {
+            metrics.reconnects.inc();
+        }
+        first = false;
+        let ended = tokio::select! {
+            _ = cancel.cancelled() => return,
+            e = session() => e,
+        };
+        if ended.received {
+            backoff.reset();
+        }
+        if ended.next == Reconnect::Now {
+            continue;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
+        }
+    }
 }
 
 /// Counters every consumer reports.

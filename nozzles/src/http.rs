@@ -15,6 +15,8 @@ use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
+use crate::Error;
+
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -42,6 +44,46 @@ impl HttpError {
     pub fn is_connect(&self) -> bool {
         matches!(self, HttpError::Connect { .. })
     }
+}
+
+/// Splits an `http://` or `https://` URL into whether it is https, the
+/// authority (`host[:port]`) and the path (possibly empty); `what` names the
+/// URL in errors (`datadog`, `bindings`).
+pub(crate) fn split_url<'a>(url: &'a str, what: &str) -> Result<(bool, &'a str, &'a str), Error> {
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+        Error::Config(format!(
+            "{what} url {url:?}: missing scheme (http:// or https://)"
+        ))
+    })?;
+    let secure = match scheme {
+        "https" => true,
+        "http" => false,
+        other => {
+            return Err(Error::Config(format!(
+                "{what} url scheme {other:?}: accepted values are http, https"
+            )));
+        }
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    Ok((secure, authority, path))
+}
+
+/// HTTP/1.1 handshake over `io`; the connection is driven in its own task.
+pub(crate) async fn handshake<T, B>(io: T) -> hyper::Result<SendRequest<B>>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
 }
 
 /// A response: status and whole body.
@@ -113,25 +155,11 @@ impl HttpClient {
                     .connect(name.clone(), tcp)
                     .await
                     .map_err(|e| err(e.to_string()))?;
-                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-                    .await
-                    .map_err(|e| err(e.to_string()))?;
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                sender
+                handshake(TokioIo::new(tls)).await
             }
-            None => {
-                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-                    .await
-                    .map_err(|e| err(e.to_string()))?;
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                sender
-            }
+            None => handshake(TokioIo::new(tcp)).await,
         };
-        Ok(sender)
+        sender.map_err(|e| err(e.to_string()))
     }
 
     /// Sends `req` (the `Host` header is added) and reads the whole

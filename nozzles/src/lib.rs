@@ -25,6 +25,7 @@
 //! - [`tlsutil`]: rustls client configs built from in-memory PEM (drain credentials).
 //! - [`http`]: a small keep-alive HTTP/1.1 client (HTTPS drains, Datadog, binding polls).
 //! - [`error`]: the crate's error type.
+//! - [`admin`]: the [`admin::Listeners`] every program's `run` takes, serving `/metrics` and `/health`.
 //!
 //! Each program exposes `cli::{Args, main}` (`drain::cli`, `syslog_nozzle::cli`,
 //! `datadog::cli`) and a `run(config, listeners, shutdown)`; standalone binaries
@@ -35,6 +36,8 @@
 //! Depends on `envelope-proto` and `plumbing` only; never on doppler, agent or
 //! traffic controller. Tests that combine them live in the root package.
 
+pub mod admin;
+mod cli_support;
 pub mod datadog;
 pub mod drain;
 pub mod error;

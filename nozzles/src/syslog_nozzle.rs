@@ -2,7 +2,7 @@
 //! syslog server, as RFC 5424 with octet counting over TCP or TLS, or as
 //! JSON lines.
 //!
-//! Pipeline: [`crate::firehose::websocket`] -> [`Feed`] (bounded
+//! Pipeline: [`crate::firehose::websocket`] -> [`Feed`](crate::firehose::Feed) (bounded
 //! drop-oldest, "missed N") -> event-type filter -> v1 to v2 conversion ->
 //! RFC 5424 ([`crate::syslog::rfc5424`]) or JSON -> one persistent syslog
 //! connection. When the syslog server goes away the writer retries with
@@ -15,17 +15,17 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use envelope_proto::events::{self, envelope::EventType};
+use envelope_proto::events::envelope::EventType;
 use plumbing::backoff::Backoff;
 use plumbing::metrics::{Counter, Registry};
 use plumbing::shutdown::Shutdown;
 use rustls::ClientConfig;
-use tokio::net::TcpListener;
 
 use crate::Error;
+pub use crate::admin::Listeners;
 use crate::drain::writer::SyslogConn;
 use crate::firehose::websocket::{self, FilterType, WsConfig};
-use crate::firehose::{DEFAULT_BUFFER, Feed, FirehoseMetrics};
+use crate::firehose::{DEFAULT_BUFFER, FirehoseMetrics};
 use crate::syslog::framing::Framing;
 use crate::syslog::rfc5424::{Encoded, Rfc5424Encoder};
 
@@ -105,13 +105,7 @@ impl Config {
     /// A test configuration: firehose at `tc_url`, logs only, plain TCP to `syslog_addr`.
     pub fn for_tests(tc_url: &str, subscription_id: &str, syslog_addr: &str) -> Self {
         Self {
-            firehose: WsConfig {
-                url: tc_url.into(),
-                subscription_id: subscription_id.into(),
-                filter: FilterType::Logs,
-                authorization: String::new(),
-                tls: None,
-            },
+            firehose: WsConfig::new(tc_url, subscription_id, FilterType::Logs),
             events: [EventType::LogMessage as i32].into_iter().collect(),
             syslog_addr: syslog_addr.into(),
             syslog_tls: None,
@@ -134,13 +128,6 @@ pub fn filter_for(events: &BTreeSet<i32>) -> FilterType {
     } else {
         FilterType::All
     }
-}
-
-/// Already-bound listeners.
-#[derive(Debug, Default)]
-pub struct Listeners {
-    /// Admin endpoint.
-    pub admin: Option<TcpListener>,
 }
 
 #[derive(Debug, Clone)]
@@ -176,20 +163,9 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: Shutdown) -> Re
             &[],
         ),
     };
-    if let Some(l) = listeners.admin {
-        shutdown.spawn(plumbing::admin::serve(
-            l,
-            config.registry.clone(),
-            shutdown.clone(),
-        ));
-    }
-    let feed: Feed<events::Envelope> = Feed::new(config.buffer_size, fm);
-    let cancel = shutdown.token().child_token();
-    shutdown.spawn(websocket::run(
-        config.firehose.clone(),
-        feed.clone(),
-        cancel.clone(),
-    ));
+    listeners.serve_admin(&config.registry, &shutdown);
+    let (feed, cancel) =
+        websocket::spawn(config.firehose.clone(), config.buffer_size, fm, &shutdown);
 
     let tls = match &config.syslog_tls {
         Some((cfg, name)) => Some((

@@ -10,6 +10,8 @@ use plumbing::tls::{TlsError, parse_certs, parse_key, provider};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
 /// Debian's bundle of system trust anchors.
 const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -98,6 +100,20 @@ pub fn client_config(
 /// Parses a host as a TLS server name (DNS name or IP address).
 pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsError> {
     ServerName::try_from(host.to_owned()).map_err(|_| TlsError::InvalidServerName(host.to_owned()))
+}
+
+/// TLS handshake over `tcp` verifying `host` (DNS name or IP address); the
+/// error is the text of the failure, `tls: ...` for the handshake itself.
+pub(crate) async fn connect(
+    config: Arc<ClientConfig>,
+    host: &str,
+    tcp: TcpStream,
+) -> Result<TlsStream<TcpStream>, String> {
+    let name = server_name(host).map_err(|e| e.to_string())?;
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("tls: {e}"))
 }
 
 /// Accepts every server certificate; signatures are still checked so the

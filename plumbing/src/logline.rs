@@ -8,6 +8,8 @@
 //!
 //! [`startup`] prints lines operators and scripts read (e.g. `grpc bound to: [::]:8082`);
 //! [`init_tracing`] installs a stderr subscriber using the same timestamp prefix.
+//! [`LineWatcher`] is the reading side: it collects another process's lines and waits for
+//! expected ones (binary tests, supervisors).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -17,6 +19,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
+
+mod watch;
+
+pub use watch::{LineWatcher, MissingLines};
 
 /// Timestamp style for log line prefixes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

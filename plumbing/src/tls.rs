@@ -188,6 +188,16 @@ pub fn parse_cipher_suites(list: &str) -> Result<Vec<SupportedCipherSuite>, TlsE
     Ok(out)
 }
 
+/// [`parse_cipher_suites`] for a list already split into names (a config-file array or a
+/// repeated/comma-separated flag); `None` (use the defaults) stays `None`.
+pub fn parse_cipher_suite_names(
+    names: Option<&[String]>,
+) -> Result<Option<Vec<SupportedCipherSuite>>, TlsError> {
+    names
+        .map(|list| parse_cipher_suites(&list.join(",")))
+        .transpose()
+}
+
 /// The default TLS 1.2 suites: upstream's two ECDHE-RSA AES-GCM suites plus their ECDSA
 /// equivalents (see the module doc for why).
 pub fn default_tls12_suites() -> Vec<SupportedCipherSuite> {

@@ -3,31 +3,16 @@
 //! no parsing).
 
 use bytes::Bytes;
-
-/// The v2 message type of an envelope (the `message` oneof).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MessageKind {
-    /// No message set: never matches a selector.
-    None,
-    /// `Log`.
-    Log,
-    /// `Counter`.
-    Counter,
-    /// `Gauge`.
-    Gauge,
-    /// `Timer`.
-    Timer,
-    /// `Event`.
-    Event,
-}
+use envelope_proto::view::Kind;
 
 /// Routing key of one v2 envelope.
 #[derive(Debug, Clone)]
 pub struct RouteKey {
     /// `source_id` (a zero-copy slice of the envelope bytes when possible).
     pub source_id: Bytes,
-    /// Which message the envelope carries.
-    pub kind: MessageKind,
+    /// Which message the envelope carries (`Kind::None` never matches a
+    /// selector).
+    pub kind: Kind,
     /// Counter name for counters, empty otherwise. Needed for exact-name selectors.
     pub counter_name: Bytes,
     /// crc64-ECMA of the counter name (counters) or the wrapping sum of the
@@ -41,7 +26,7 @@ impl RouteKey {
     /// timers, events), as upstream does.
     pub fn deterministic_hash(&self) -> Option<u64> {
         match self.kind {
-            MessageKind::Counter | MessageKind::Gauge => Some(self.name_hash),
+            Kind::Counter | Kind::Gauge => Some(self.name_hash),
             _ => None,
         }
     }

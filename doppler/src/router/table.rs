@@ -22,8 +22,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use envelope_proto::view::Kind;
 
-use super::key::{MessageKind, RouteKey, V1Class};
+use super::key::{RouteKey, V1Class};
 
 /// How a v2 subscriber wants its tags (`use_preferred_tags`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -243,22 +244,22 @@ impl<S> Node<S> {
     fn route(&self, key: &RouteKey, rng: &mut FastRng, f: &mut impl FnMut(&Member<S>)) {
         let hash = key.deterministic_hash();
         match key.kind {
-            MessageKind::Log => self.log.deliver(hash, rng, f),
-            MessageKind::Timer => self.timer.deliver(hash, rng, f),
-            MessageKind::Event => self.event.deliver(hash, rng, f),
-            MessageKind::Counter => {
+            Kind::Log => self.log.deliver(hash, rng, f),
+            Kind::Timer => self.timer.deliver(hash, rng, f),
+            Kind::Event => self.event.deliver(hash, rng, f),
+            Kind::Counter => {
                 self.counter_any.deliver(hash, rng, f);
                 if let Some(g) = self.counter.get(&key.counter_name[..]) {
                     g.deliver(hash, rng, f);
                 }
             }
-            MessageKind::Gauge => {
+            Kind::Gauge => {
                 self.gauge_any.deliver(hash, rng, f);
                 if let Some(g) = self.gauge.get(&key.name_hash) {
                     g.deliver(hash, rng, f);
                 }
             }
-            MessageKind::None => {}
+            Kind::None => {}
         }
     }
 }
@@ -475,7 +476,7 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 
-    fn key(source: &str, kind: MessageKind, counter: &str, hash: u64) -> RouteKey {
+    fn key(source: &str, kind: Kind, counter: &str, hash: u64) -> RouteKey {
         RouteKey {
             source_id: Bytes::copy_from_slice(source.as_bytes()),
             kind,
@@ -520,11 +521,11 @@ mod tests {
         ];
         let t = Table::build(&subs);
         let mut rng = FastRng::seeded(1);
-        let got = deliveries(&t, &key("app", MessageKind::Log, "", 0), &mut rng);
+        let got = deliveries(&t, &key("app", Kind::Log, "", 0), &mut rng);
         assert_eq!(got, vec![(1, 0), (2, 0)]);
-        let got = deliveries(&t, &key("", MessageKind::Log, "", 0), &mut rng);
+        let got = deliveries(&t, &key("", Kind::Log, "", 0), &mut rng);
         assert_eq!(got, vec![(1, 0)]);
-        let got = deliveries(&t, &key("app", MessageKind::Counter, "c", 5), &mut rng);
+        let got = deliveries(&t, &key("app", Kind::Counter, "c", 5), &mut rng);
         assert!(got.is_empty());
     }
 
@@ -544,19 +545,19 @@ mod tests {
         let t = Table::build(&subs);
         let mut rng = FastRng::seeded(1);
         assert_eq!(
-            deliveries(&t, &key("s", MessageKind::Counter, "c", 1), &mut rng),
+            deliveries(&t, &key("s", Kind::Counter, "c", 1), &mut rng),
             vec![(1, 0), (2, 0)]
         );
         assert_eq!(
-            deliveries(&t, &key("s", MessageKind::Counter, "cc", 1), &mut rng),
+            deliveries(&t, &key("s", Kind::Counter, "cc", 1), &mut rng),
             vec![(2, 0)]
         );
         assert_eq!(
-            deliveries(&t, &key("s", MessageKind::Gauge, "", 7), &mut rng),
+            deliveries(&t, &key("s", Kind::Gauge, "", 7), &mut rng),
             vec![(3, 0), (4, 0)]
         );
         assert_eq!(
-            deliveries(&t, &key("s", MessageKind::Gauge, "", 8), &mut rng),
+            deliveries(&t, &key("s", Kind::Gauge, "", 8), &mut rng),
             vec![(4, 0)]
         );
     }
@@ -572,7 +573,7 @@ mod tests {
         let t = Table::build(&subs);
         let mut rng = FastRng::seeded(1);
         assert_eq!(
-            deliveries(&t, &key("a", MessageKind::Log, "", 0), &mut rng),
+            deliveries(&t, &key("a", Kind::Log, "", 0), &mut rng),
             vec![(1, 0), (1, 1)]
         );
     }
@@ -586,7 +587,7 @@ mod tests {
         let mut rng = FastRng::seeded(42);
         let mut counts = BTreeMap::new();
         for _ in 0..40_000 {
-            let d = deliveries(&t, &key("a", MessageKind::Log, "", 0), &mut rng);
+            let d = deliveries(&t, &key("a", Kind::Log, "", 0), &mut rng);
             assert_eq!(d.len(), 1);
             *counts.entry(d[0].0).or_insert(0u32) += 1;
         }
@@ -623,7 +624,7 @@ mod tests {
         // sorted: alpha(2), mid(3), zeta(1); index = hash % 3
         for (hash, want) in [(0u64, 2u64), (1, 3), (2, 1), (3, 2), (u64::MAX, 2)] {
             for _ in 0..10 {
-                let d = deliveries(&t, &key("s", MessageKind::Counter, "n", hash), &mut rng);
+                let d = deliveries(&t, &key("s", Kind::Counter, "n", hash), &mut rng);
                 assert_eq!(d, vec![(want, 0)], "hash {hash}");
             }
         }
@@ -705,14 +706,14 @@ mod tests {
             return false;
         }
         match (&s.kind, k.kind) {
-            (SelectorKind::Log, MessageKind::Log)
-            | (SelectorKind::Timer, MessageKind::Timer)
-            | (SelectorKind::Event, MessageKind::Event) => true,
-            (SelectorKind::Counter(n), MessageKind::Counter) => {
+            (SelectorKind::Log, Kind::Log)
+            | (SelectorKind::Timer, Kind::Timer)
+            | (SelectorKind::Event, Kind::Event) => true,
+            (SelectorKind::Counter(n), Kind::Counter) => {
                 n.is_empty() || n.as_bytes() == &k.counter_name[..]
             }
-            (SelectorKind::Gauge(None), MessageKind::Gauge) => true,
-            (SelectorKind::Gauge(Some(h)), MessageKind::Gauge) => *h == k.name_hash,
+            (SelectorKind::Gauge(None), Kind::Gauge) => true,
+            (SelectorKind::Gauge(Some(h)), Kind::Gauge) => *h == k.name_hash,
             _ => false,
         }
     }
@@ -752,12 +753,12 @@ mod tests {
         (
             prop::sample::select(vec!["", "a", "b", "c"]),
             prop::sample::select(vec![
-                MessageKind::None,
-                MessageKind::Log,
-                MessageKind::Counter,
-                MessageKind::Gauge,
-                MessageKind::Timer,
-                MessageKind::Event,
+                Kind::None,
+                Kind::Log,
+                Kind::Counter,
+                Kind::Gauge,
+                Kind::Timer,
+                Kind::Event,
             ]),
             prop::sample::select(vec!["c1", "c2", "c3"]),
             0u64..4,
@@ -766,8 +767,8 @@ mod tests {
                 key(
                     s,
                     k,
-                    if k == MessageKind::Counter { c } else { "" },
-                    if matches!(k, MessageKind::Counter | MessageKind::Gauge) {
+                    if k == Kind::Counter { c } else { "" },
+                    if matches!(k, Kind::Counter | Kind::Gauge) {
                         h
                     } else {
                         0

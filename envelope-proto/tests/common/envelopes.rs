@@ -181,6 +181,12 @@ pub(crate) fn assert_view_matches(view: &EnvelopeView<'_>, env: &Envelope) {
     for (k, v) in &env.tags {
         assert_eq!(view.tag(k), Some(v.as_str()), "tag {k:?}");
     }
+    assert_eq!(view.has_tags(), !env.tags.is_empty(), "has tags");
+    assert_eq!(
+        view.has_deprecated_tags(),
+        !env.deprecated_tags.is_empty(),
+        "has deprecated tags"
+    );
     let absent = "\u{0}absent";
     assert_eq!(view.tag(absent), env.tags.get(absent).map(String::as_str));
 }

@@ -8,24 +8,8 @@
 //! path, whose full Go-compatible decode decides whether the envelope is
 //! valid at all.
 
+use envelope_proto::view::Kind;
 use prost::encoding::decode_varint;
-
-/// The message member of an envelope (last oneof field on the wire wins).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Member {
-    /// No message set.
-    None,
-    /// `log` (field 4).
-    Log,
-    /// `counter` (field 5).
-    Counter,
-    /// `gauge` (field 6).
-    Gauge,
-    /// `timer` (field 7).
-    Timer,
-    /// `event` (field 10).
-    Event,
-}
 
 /// What the fast path needs to know about one envelope.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,8 +18,8 @@ pub struct Scan {
     pub source_id_empty: bool,
     /// `deprecated_tags` has at least one entry (slow path).
     pub has_deprecated_tags: bool,
-    /// The message member.
-    pub member: Member,
+    /// The message member (the last oneof field on the wire wins).
+    pub member: Kind,
     /// Bit `i` set: default tag key `i` is present in `tags`.
     pub present: u64,
 }
@@ -54,7 +38,7 @@ pub fn scan<K: AsRef<[u8]>>(mut buf: &[u8], default_keys: &[K]) -> Result<Scan, 
     let mut out = Scan {
         source_id_empty: true,
         has_deprecated_tags: false,
-        member: Member::None,
+        member: Kind::None,
         present: 0,
     };
     while !buf.is_empty() {
@@ -97,11 +81,11 @@ pub fn scan<K: AsRef<[u8]>>(mut buf: &[u8], default_keys: &[K]) -> Result<Scan, 
                             }
                         }
                     }
-                    4 => out.member = Member::Log,
-                    5 => out.member = Member::Counter,
-                    6 => out.member = Member::Gauge,
-                    7 => out.member = Member::Timer,
-                    10 => out.member = Member::Event,
+                    4 => out.member = Kind::Log,
+                    5 => out.member = Kind::Counter,
+                    6 => out.member = Kind::Gauge,
+                    7 => out.member = Kind::Timer,
+                    10 => out.member = Kind::Event,
                     1 => return Err(Irregular),
                     _ => {}
                 }
@@ -188,7 +172,7 @@ mod tests {
         let s = scan(&enc(&env), &["deployment", "job"]).expect("regular");
         assert!(!s.source_id_empty);
         assert!(!s.has_deprecated_tags);
-        assert_eq!(s.member, Member::Log);
+        assert_eq!(s.member, Kind::Log);
         assert_eq!(s.present, 0b10);
     }
 
@@ -199,7 +183,7 @@ mod tests {
         let s = scan::<&str>(&enc(&env), &[]).expect("regular");
         assert!(s.source_id_empty);
         assert!(s.has_deprecated_tags);
-        assert_eq!(s.member, Member::None);
+        assert_eq!(s.member, Kind::None);
     }
 
     #[test]

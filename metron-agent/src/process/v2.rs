@@ -9,12 +9,13 @@
 use std::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};
-use envelope_proto::loggregator_v2::{Envelope, envelope::Message as Member2};
+use envelope_proto::loggregator_v2::{Envelope, envelope::Message};
+use envelope_proto::view::Kind;
 use parking_lot::Mutex;
 use prost::Message as _;
 
 use super::counters::{Rule, Totals};
-use super::scan::{self, Member, encode_tag_entry};
+use super::scan::{self, encode_tag_entry};
 use super::tagger::tag_envelope;
 
 /// What happened to one envelope.
@@ -81,9 +82,9 @@ impl V2Processor {
             && let Ok(s) = scan::scan(&env, &self.default_keys)
             && !s.source_id_empty
             && !s.has_deprecated_tags
-            && s.member != Member::Counter
+            && s.member != Kind::Counter
         {
-            if self.logs_disabled && s.member == Member::Log {
+            if self.logs_disabled && s.member == Kind::Log {
                 return Outcome::LogDisabled;
             }
             let missing = !s.present & self.all_mask;
@@ -123,7 +124,7 @@ impl V2Processor {
             return Outcome::Invalid;
         };
         let origin_mapped = map_origin(&mut env);
-        if self.logs_disabled && matches!(env.message, Some(Member2::Log(_))) {
+        if self.logs_disabled && matches!(env.message, Some(Message::Log(_))) {
             return Outcome::LogDisabled;
         }
         self.tag_and_total(&mut env);
@@ -137,7 +138,7 @@ impl V2Processor {
     /// `CounterAggregator(Tagger)` pipeline).
     pub fn tag_and_total(&self, env: &mut Envelope) {
         tag_envelope(env, &self.defaults);
-        if let Some(Member2::Counter(c)) = &mut env.message {
+        if let Some(Message::Counter(c)) = &mut env.message {
             c.total =
                 self.totals
                     .lock()

@@ -4,9 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use plumbing::metrics::Registry;
-use plumbing::shutdown::Shutdown;
 
-use super::{Config, Listeners, run};
+use super::{Config, run};
 use crate::firehose::websocket::{FilterType, WsConfig};
 use crate::tlsutil::{TrustOptions, client_config};
 
@@ -136,21 +135,7 @@ impl Args {
 
 /// Runs `nozzle datadog` until SIGTERM / Ctrl-C.
 pub async fn main(args: Args) -> anyhow::Result<()> {
-    // The root binary may already have installed a subscriber: keep it.
-    if let Err(e) = plumbing::logline::init_tracing(&args.log_level) {
-        tracing::debug!(error = %e, "tracing subscriber not installed");
-    }
+    let log_level = args.log_level.clone();
     let admin_addr = args.admin_addr.clone();
-    let config = args.into_config()?;
-    let admin = tokio::net::TcpListener::bind(&admin_addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("binding admin listener {admin_addr}: {e}"))?;
-    plumbing::logline::startup(&format!("metrics bound to: {}", admin.local_addr()?));
-    let shutdown = Shutdown::new();
-    let signal = shutdown.clone();
-    tokio::spawn(async move {
-        signal.wait_for_signal().await;
-    });
-    run(config, Listeners { admin: Some(admin) }, shutdown).await?;
-    Ok(())
+    crate::cli_support::main(&log_level, &admin_addr, || args.into_config(), run).await
 }

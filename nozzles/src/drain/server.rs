@@ -6,7 +6,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use plumbing::shutdown::Shutdown;
-use tokio::net::TcpListener;
 
 use super::bindings::{CcSource, Source, flatten};
 use super::config::{BindingsConfig, Config};
@@ -15,14 +14,8 @@ use super::metrics::DrainMetrics;
 use super::notice::{self, Notices};
 use super::subscriber;
 use crate::Error;
-use crate::http::HttpClient;
-
-/// Already-bound listeners.
-#[derive(Debug, Default)]
-pub struct Listeners {
-    /// Admin endpoint (`/metrics`, `/health`); `None` = not served.
-    pub admin: Option<TcpListener>,
-}
+pub use crate::admin::Listeners;
+use crate::http::{HttpClient, split_url};
 
 fn internal_client(config: &Config) -> Result<Option<Arc<rustls::ClientConfig>>, Error> {
     config
@@ -41,15 +34,7 @@ fn bindings_source(config: &Config) -> Result<Source, Error> {
             server_name,
             batch_size,
         } => {
-            let (scheme, rest) = url.split_once("://").ok_or_else(|| {
-                Error::Config(format!(
-                    "bindings url {url:?}: missing scheme (http:// or https://)"
-                ))
-            })?;
-            let (authority, path) = match rest.find('/') {
-                Some(i) => rest.split_at(i),
-                None => (rest, ""),
-            };
+            let (secure, authority, path) = split_url(url, "bindings")?;
             let host = authority
                 .rsplit_once(':')
                 .map_or(authority, |(h, _)| h)
@@ -58,28 +43,22 @@ fn bindings_source(config: &Config) -> Result<Source, Error> {
             let addr = if authority.contains(':') {
                 authority.to_owned()
             } else {
-                format!("{authority}:{}", if scheme == "https" { 443 } else { 80 })
+                format!("{authority}:{}", if secure { 443 } else { 80 })
             };
-            let tls = match scheme {
-                "http" => None,
-                "https" => {
-                    let files = tls.as_ref().ok_or_else(|| {
-                        Error::Config(
-                            "bindings url is https but no --bindings-ca/cert/key given".into(),
-                        )
-                    })?;
-                    let cfg = plumbing::tls::client_config(files)
-                        .map_err(|e| Error::Tls(e.to_string()))?;
-                    let name = server_name.as_deref().unwrap_or(host);
-                    let name =
-                        crate::tlsutil::server_name(name).map_err(|e| Error::Tls(e.to_string()))?;
-                    Some((cfg, name))
-                }
-                other => {
-                    return Err(Error::Config(format!(
-                        "bindings url scheme {other:?}: accepted values are http, https"
-                    )));
-                }
+            let tls = if secure {
+                let files = tls.as_ref().ok_or_else(|| {
+                    Error::Config(
+                        "bindings url is https but no --bindings-ca/cert/key given".into(),
+                    )
+                })?;
+                let cfg =
+                    plumbing::tls::client_config(files).map_err(|e| Error::Tls(e.to_string()))?;
+                let name = server_name.as_deref().unwrap_or(host);
+                let name =
+                    crate::tlsutil::server_name(name).map_err(|e| Error::Tls(e.to_string()))?;
+                Some((cfg, name))
+            } else {
+                None
             };
             let client = HttpClient::new(
                 addr,
@@ -108,13 +87,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: Shutdown) -> Re
         tracing::warn!(file = %p.display(), "bindings file does not exist yet");
     }
 
-    if let Some(l) = listeners.admin {
-        shutdown.spawn(plumbing::admin::serve(
-            l,
-            config.registry.clone(),
-            shutdown.clone(),
-        ));
-    }
+    listeners.serve_admin(&config.registry, &shutdown);
 
     let notices = match &config.ingress_addr {
         Some(addr) => {

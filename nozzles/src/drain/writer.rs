@@ -266,6 +266,16 @@ fn http_failure(done: usize, e: HttpError) -> WriteFailure {
     }
 }
 
+/// The HTTPS client of a drain at `url`, verifying `name`.
+fn drain_client(url: &DrainUrl, tls: Arc<ClientConfig>, name: ServerName<'static>) -> HttpClient {
+    HttpClient::new(
+        url.authority(),
+        url.authority(),
+        Some((tls, name)),
+        HTTP_TIMEOUT,
+    )
+}
+
 /// An `https://` drain: one POST per message, body = the bare message.
 #[derive(Debug)]
 pub struct HttpsPost {
@@ -277,12 +287,7 @@ impl HttpsPost {
     /// A drain writer for `url` using `tls`.
     pub fn new(url: &DrainUrl, tls: Arc<ClientConfig>, name: ServerName<'static>) -> Self {
         Self {
-            client: HttpClient::new(
-                url.authority(),
-                url.authority(),
-                Some((tls, name)),
-                HTTP_TIMEOUT,
-            ),
+            client: drain_client(url, tls, name),
             template: PostTemplate::new(url),
         }
     }
@@ -320,12 +325,7 @@ impl HttpsBatch {
     /// A batching writer for `url` using `tls`.
     pub fn new(url: &DrainUrl, tls: Arc<ClientConfig>, name: ServerName<'static>) -> Self {
         Self {
-            client: HttpClient::new(
-                url.authority(),
-                url.authority(),
-                Some((tls, name)),
-                HTTP_TIMEOUT,
-            ),
+            client: drain_client(url, tls, name),
             template: PostTemplate::new(url),
             pending: Vec::new(),
             pending_count: 0,

@@ -7,7 +7,7 @@ use envelope_proto::loggregator_v2::{EgressBatchRequest, Envelope, egress_client
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-use super::{Feed, note_v2_warning, reconnect_backoff};
+use super::{Ended, Feed, Reconnect, note_v2_warning, reconnect_loop};
 
 /// Largest batch accepted from a doppler.
 const MAX_DECODE: usize = 10 * 1024 * 1024;
@@ -20,50 +20,43 @@ pub async fn run(
     feed: Feed<Envelope>,
     cancel: CancellationToken,
 ) {
-    let mut client = EgressClient::new(channel).max_decoding_message_size(MAX_DECODE);
-    let mut backoff = reconnect_backoff();
-    let m = feed.metrics().clone();
-    let mut first = true;
-    loop {
-        if !first {
-            m.reconnects.inc();
-        }
-        first = false;
-        let opened = tokio::select! {
-            _ = cancel.cancelled() => return,
-            r = client.batched_receiver(request.clone()) => r,
-        };
-        match opened {
-            Ok(resp) => {
-                let mut stream = resp.into_inner();
-                tracing::info!(%doppler, "connected to doppler egress");
-                loop {
-                    let next = tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        n = stream.message() => n,
-                    };
-                    match next {
-                        Ok(Some(batch)) => {
-                            backoff.reset();
-                            m.received.add(batch.batch.len() as u64);
-                            for env in batch.batch {
-                                note_v2_warning(&env, &m);
-                                feed.push(env);
+    let client = EgressClient::new(channel).max_decoding_message_size(MAX_DECODE);
+    let m = &feed.metrics().clone();
+    let (doppler, request, feed) = (&doppler, &request, &feed);
+    reconnect_loop(m, &cancel, move || {
+        // Clones share the channel: every session uses the same connection.
+        let mut client = client.clone();
+        async move {
+            let mut received = false;
+            match client.batched_receiver(request.clone()).await {
+                Ok(resp) => {
+                    let mut stream = resp.into_inner();
+                    tracing::info!(%doppler, "connected to doppler egress");
+                    loop {
+                        match stream.message().await {
+                            Ok(Some(batch)) => {
+                                received = true;
+                                m.received.add(batch.batch.len() as u64);
+                                for env in batch.batch {
+                                    note_v2_warning(&env, m);
+                                    feed.push(env);
+                                }
                             }
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            tracing::warn!(%doppler, error = %e, "doppler egress stream failed");
-                            break;
+                            Ok(None) => break,
+                            Err(e) => {
+                                tracing::warn!(%doppler, error = %e, "doppler egress stream failed");
+                                break;
+                            }
                         }
                     }
                 }
+                Err(e) => tracing::warn!(%doppler, error = %e, "doppler egress subscribe failed"),
             }
-            Err(e) => tracing::warn!(%doppler, error = %e, "doppler egress subscribe failed"),
+            Ended {
+                received,
+                next: Reconnect::AfterDelay,
+            }
         }
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(backoff.next_delay()) => {}
-        }
-    }
+    })
+    .await;
 }

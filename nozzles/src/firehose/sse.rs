@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use super::{Feed, note_v2_warning, reconnect_backoff};
+use super::{Ended, Feed, Reconnect, note_v2_warning, reconnect_loop};
 
 /// Where and what to read.
 #[derive(Clone)]
@@ -209,45 +209,31 @@ pub fn batch_from_json(text: &str) -> Result<Vec<v2::Envelope>, String> {
 }
 
 enum End {
-    Cancelled,
     Closing,
     Error(String),
 }
 
 /// Reads the gateway stream into `feed` until `cancel` fires.
 pub async fn run(config: SseConfig, feed: Feed<v2::Envelope>, cancel: CancellationToken) {
-    let mut backoff = reconnect_backoff();
-    let mut first = true;
-    loop {
-        if !first {
-            feed.metrics().reconnects.inc();
-        }
-        first = false;
-        let end = tokio::select! {
-            _ = cancel.cancelled() => End::Cancelled,
-            e = session(&config, &feed, &mut backoff) => e,
-        };
-        match end {
-            End::Cancelled => break,
+    reconnect_loop(feed.metrics(), &cancel, || async {
+        let mut received = false;
+        let next = match session(&config, &feed, &mut received).await {
             End::Closing => {
                 tracing::info!("gateway closed the stream; reconnecting");
-                continue;
+                Reconnect::Now
             }
-            End::Error(e) => tracing::warn!(error = %e, "gateway stream failed"),
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = tokio::time::sleep(backoff.next_delay()) => {}
-        }
-    }
+            End::Error(e) => {
+                tracing::warn!(error = %e, "gateway stream failed");
+                Reconnect::AfterDelay
+            }
+        };
+        Ended { received, next }
+    })
+    .await;
     feed.close();
 }
 
-async fn session(
-    config: &SseConfig,
-    feed: &Feed<v2::Envelope>,
-    backoff: &mut plumbing::backoff::Backoff,
-) -> End {
+async fn session(config: &SseConfig, feed: &Feed<v2::Envelope>, received: &mut bool) -> End {
     let Some((scheme, rest)) = config.url.split_once("://") else {
         return End::Error(format!("invalid gateway url {}", config.url));
     };
@@ -275,16 +261,9 @@ async fn session(
         let Some(tls) = config.tls.clone() else {
             return End::Error("https gateway needs a TLS configuration".into());
         };
-        let name = match crate::tlsutil::server_name(host) {
-            Ok(n) => n,
-            Err(e) => return End::Error(e.to_string()),
-        };
-        let stream = match tokio_rustls::TlsConnector::from(tls)
-            .connect(name, tcp)
-            .await
-        {
+        let stream = match crate::tlsutil::connect(tls, host, tcp).await {
             Ok(s) => s,
-            Err(e) => return End::Error(format!("tls: {e}")),
+            Err(e) => return End::Error(e),
         };
         send(TokioIo::new(stream), req).await
     } else {
@@ -313,7 +292,7 @@ async fn session(
             match ev {
                 SseEvent::Data(text) => match batch_from_json(&text) {
                     Ok(envs) => {
-                        backoff.reset();
+                        *received = true;
                         m.received.add(envs.len() as u64);
                         for e in envs {
                             note_v2_warning(&e, &m);
@@ -340,12 +319,9 @@ async fn send<T>(
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+    let mut sender = crate::http::handshake(io)
         .await
         .map_err(|e| e.to_string())?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
     sender.send_request(req).await.map_err(|e| e.to_string())
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use envelope_proto::events;
 use futures::StreamExt as _;
+use plumbing::shutdown::Shutdown;
 use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -17,7 +18,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 
-use super::{Feed, note_v1_warning, reconnect_backoff};
+use super::{Ended, Feed, FirehoseMetrics, Reconnect, note_v1_warning, reconnect_loop};
 
 /// Which envelopes the traffic controller sends (`filter-type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +57,17 @@ impl std::fmt::Debug for WsConfig {
 }
 
 impl WsConfig {
+    /// A connection to `url` without authorization or TLS.
+    pub fn new(url: &str, subscription_id: &str, filter: FilterType) -> Self {
+        Self {
+            url: url.into(),
+            subscription_id: subscription_id.into(),
+            filter,
+            authorization: String::new(),
+            tls: None,
+        }
+    }
+
     /// The firehose URL (noaa always sends a query separator).
     pub fn firehose_url(&self) -> String {
         let q = match self.filter {
@@ -71,29 +83,32 @@ impl WsConfig {
     }
 }
 
+/// Starts [`run`] as a `shutdown` task reading into a new feed of
+/// `capacity` envelopes; returns the feed and the token that stops the reader.
+pub fn spawn(
+    config: WsConfig,
+    capacity: usize,
+    metrics: FirehoseMetrics,
+    shutdown: &Shutdown,
+) -> (Feed<events::Envelope>, CancellationToken) {
+    let feed = Feed::new(capacity, metrics);
+    let cancel = shutdown.token().child_token();
+    shutdown.spawn(run(config, feed.clone(), cancel.clone()));
+    (feed, cancel)
+}
+
 /// How a session ended.
 #[derive(Debug)]
 enum End {
-    Cancelled,
     Closed(Option<u16>),
     Error(String),
 }
 
 /// Reads the firehose into `feed` until `cancel` fires, reconnecting forever.
 pub async fn run(config: WsConfig, feed: Feed<events::Envelope>, cancel: CancellationToken) {
-    let mut backoff = reconnect_backoff();
-    let mut first = true;
-    loop {
-        if !first {
-            feed.metrics().reconnects.inc();
-        }
-        first = false;
-        let end = tokio::select! {
-            _ = cancel.cancelled() => End::Cancelled,
-            e = connect_and_read(&config, &feed, &mut backoff) => e,
-        };
-        match end {
-            End::Cancelled => break,
+    reconnect_loop(feed.metrics(), &cancel, || async {
+        let mut received = false;
+        match connect_and_read(&config, &feed, &mut received).await {
             End::Closed(Some(1008)) => {
                 feed.metrics().close_policy.inc();
                 tracing::warn!("firehose closed with 1008: keepalive lost");
@@ -107,19 +122,19 @@ pub async fn run(config: WsConfig, feed: Feed<events::Envelope>, cancel: Cancell
             End::Closed(code) => tracing::warn!(?code, "firehose closed"),
             End::Error(e) => tracing::warn!(error = %e, "firehose connection failed"),
         }
-        let delay = backoff.next_delay();
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = tokio::time::sleep(delay) => {}
+        Ended {
+            received,
+            next: Reconnect::AfterDelay,
         }
-    }
+    })
+    .await;
     feed.close();
 }
 
 async fn connect_and_read(
     config: &WsConfig,
     feed: &Feed<events::Envelope>,
-    backoff: &mut plumbing::backoff::Backoff,
+    received: &mut bool,
 ) -> End {
     let url = config.firehose_url();
     let mut request = match url.as_str().into_client_request() {
@@ -156,24 +171,17 @@ async fn connect_and_read(
         let Some(tls) = config.tls.clone() else {
             return End::Error("wss:// needs a TLS configuration".into());
         };
-        let name = match crate::tlsutil::server_name(&host) {
-            Ok(n) => n,
-            Err(e) => return End::Error(e.to_string()),
-        };
-        let stream = match tokio_rustls::TlsConnector::from(tls)
-            .connect(name, tcp)
-            .await
-        {
+        let stream = match crate::tlsutil::connect(tls, &host, tcp).await {
             Ok(s) => s,
-            Err(e) => return End::Error(format!("tls: {e}")),
+            Err(e) => return End::Error(e),
         };
         match tokio_tungstenite::client_async(request, stream).await {
-            Ok((ws, _)) => read(ws, feed, backoff).await,
+            Ok((ws, _)) => read(ws, feed, received).await,
             Err(e) => End::Error(format!("websocket handshake: {e}")),
         }
     } else {
         match tokio_tungstenite::client_async(request, tcp).await {
-            Ok((ws, _)) => read(ws, feed, backoff).await,
+            Ok((ws, _)) => read(ws, feed, received).await,
             Err(e) => End::Error(format!("websocket handshake: {e}")),
         }
     }
@@ -182,7 +190,7 @@ async fn connect_and_read(
 async fn read<S: AsyncRead + AsyncWrite + Unpin>(
     mut ws: WebSocketStream<S>,
     feed: &Feed<events::Envelope>,
-    backoff: &mut plumbing::backoff::Backoff,
+    received: &mut bool,
 ) -> End {
     tracing::info!("connected to the firehose");
     let m = feed.metrics().clone();
@@ -190,7 +198,7 @@ async fn read<S: AsyncRead + AsyncWrite + Unpin>(
         match msg {
             Ok(Message::Binary(b)) => match envelope_proto::v1::decode(&b) {
                 Ok(env) => {
-                    backoff.reset();
+                    *received = true;
                     m.received.inc();
                     note_v1_warning(&env, &m);
                     feed.push(env);

@@ -155,7 +155,6 @@ impl Rfc5424Encoder {
             }
             Message::Gauge(g) => {
                 for (name, v) in &g.metrics {
-                    self.header(env, 14, false, out)?;
                     let mut value = std::mem::take(&mut out.scratch);
                     value.clear();
                     envelope_proto::gofmt::write_g(&mut value, v.value);
@@ -168,37 +167,28 @@ impl Rfc5424Encoder {
                         escape_sd(v.unit.as_bytes(), b);
                         b.extend_from_slice(b"\"]");
                     };
-                    let r = self.sd(env, Some(element), out);
+                    let r = self.metric(env, element, out);
                     out.scratch = value;
                     r?;
-                    out.buf.extend_from_slice(b" \n");
-                    out.ends.push(out.buf.len());
                 }
             }
             Message::Counter(c) => {
-                self.header(env, 14, false, out)?;
                 let element = |b: &mut Vec<u8>| {
                     b.extend_from_slice(b"[counter@47450 name=\"");
                     escape_sd(c.name.as_bytes(), b);
                     let _ = write!(b, "\" total=\"{}\" delta=\"{}\"]", c.total, c.delta);
                 };
-                self.sd(env, Some(element), out)?;
-                out.buf.extend_from_slice(b" \n");
-                out.ends.push(out.buf.len());
+                self.metric(env, element, out)?;
             }
             Message::Timer(t) => {
-                self.header(env, 14, false, out)?;
                 let element = |b: &mut Vec<u8>| {
                     b.extend_from_slice(b"[timer@47450 name=\"");
                     escape_sd(t.name.as_bytes(), b);
                     let _ = write!(b, "\" start=\"{}\" stop=\"{}\"]", t.start, t.stop);
                 };
-                self.sd(env, Some(element), out)?;
-                out.buf.extend_from_slice(b" \n");
-                out.ends.push(out.buf.len());
+                self.metric(env, element, out)?;
             }
             Message::Event(e) => {
-                self.header(env, 14, false, out)?;
                 let element = |b: &mut Vec<u8>| {
                     b.extend_from_slice(b"[event@47450 title=\"");
                     escape_sd(e.title.as_bytes(), b);
@@ -206,11 +196,24 @@ impl Rfc5424Encoder {
                     escape_sd(e.body.as_bytes(), b);
                     b.extend_from_slice(b"\"]");
                 };
-                self.sd(env, Some(element), out)?;
-                out.buf.extend_from_slice(b" \n");
-                out.ends.push(out.buf.len());
+                self.metric(env, element, out)?;
             }
         }
+        Ok(())
+    }
+
+    /// Appends one metric message: header with PRI 14, SD starting with
+    /// `element`, no MSG.
+    fn metric(
+        &self,
+        env: &Envelope,
+        element: impl FnOnce(&mut Vec<u8>),
+        out: &mut Encoded,
+    ) -> Result<(), FormatError> {
+        self.header(env, 14, false, out)?;
+        self.sd(env, Some(element), out)?;
+        out.buf.extend_from_slice(b" \n");
+        out.ends.push(out.buf.len());
         Ok(())
     }
 

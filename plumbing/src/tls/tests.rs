@@ -18,3 +18,18 @@ fn cipher_suite_list_parsing() {
         Err("no valid ciphers provided for TLS configuration".to_owned())
     );
 }
+
+#[test]
+fn cipher_suite_names_parsing() {
+    assert!(parse_cipher_suite_names(None).expect("none").is_none());
+    let names = [
+        "BOGUS".to_owned(),
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384:TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".to_owned(),
+    ];
+    let s = parse_cipher_suite_names(Some(&names)).expect("valid");
+    assert_eq!(s.map(|s| s.len()), Some(2));
+    assert!(matches!(
+        parse_cipher_suite_names(Some(&["BOGUS".to_owned()])),
+        Err(TlsError::NoValidCiphers)
+    ));
+}
