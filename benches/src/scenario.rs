@@ -522,8 +522,17 @@ async fn run_once(
         };
         let n = target.len();
         for channel in target {
+            let per_stream = (rate / (n_gen * n) as u64).max(1);
             let spec = LoadSpec {
-                rate: (rate / (n_gen * n) as u64).max(1),
+                rate: per_stream,
+                // A slow stream (W8: 10 env/s) sends small batches often rather than one
+                // batch of 100 every 10 s: otherwise every stream's first batch is due at
+                // t = 0 and 1,000 streams burst 100,000 envelopes at once.
+                batch: spec.batch.min(
+                    usize::try_from(per_stream / 10)
+                        .unwrap_or(usize::MAX)
+                        .max(1),
+                ),
                 ..spec.clone()
             };
             loads.push((

@@ -13,7 +13,6 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
-use tokio::net::TcpStream;
 
 use crate::Error;
 
@@ -145,10 +144,9 @@ impl HttpClient {
             addr: self.addr.clone(),
             reason,
         };
-        let tcp = TcpStream::connect(&self.addr)
+        let tcp = plumbing::dial::tcp(&self.addr)
             .await
             .map_err(|e| err(e.to_string()))?;
-        let _ = tcp.set_nodelay(true);
         let sender = match &self.tls {
             Some((cfg, name)) => {
                 let tls = tokio_rustls::TlsConnector::from(cfg.clone())

@@ -229,7 +229,8 @@ fn payload_of(msg: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receiver_down_then_up_resumes_counts_drops_and_notifies_app() {
     let (ingress, ingress_addr) = capture_ingress().await;
-    let port = receivers::free_port();
+    let reserved = receivers::ReservedPort::new();
+    let port = reserved.port();
     let mut h = harness(settings(None, 10), Some(ingress_addr));
     let url = format!("syslog://127.0.0.1:{port}?drain-type=logs");
     h.manager.apply(&[spec(APP, &url, "")], &[]);
@@ -253,9 +254,7 @@ async fn receiver_down_then_up_resumes_counts_drops_and_notifies_app() {
     h.dispatcher.dispatch(seq(5, 105));
     tokio::time::sleep(Duration::from_millis(100)).await;
     // Receiver comes back on the same port.
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
+    let listener = reserved.listen();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(frame_sink(listener, tx));
     let mut got = Vec::new();
@@ -312,7 +311,8 @@ async fn receiver_down_then_up_resumes_counts_drops_and_notifies_app() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_drain_does_not_delay_others_and_removal_takes_effect() {
-    let dead = receivers::free_port();
+    let reserved = receivers::ReservedPort::new();
+    let dead = reserved.port();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let live = listener.local_addr().unwrap().port();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

@@ -17,6 +17,7 @@
 //! - [`tls`]: rustls server/client configuration from CA/cert/key files, cipher-suite parsing,
 //!   [`tls::grpc`] (TLS accept stream for tonic servers, TLS channels for tonic clients) and
 //!   [`tls::dev`] (a generated development PKI).
+//! - [`dial`]: outbound TCP with `TCP_NODELAY` that refuses self-connections.
 //! - [`metrics`]: a registry passed in (never global) of counters and gauges, rendered as
 //!   Prometheus text.
 //! - [`admin`]: the admin HTTP listener serving `/metrics` and `/health`.
@@ -34,6 +35,7 @@
 pub mod admin;
 pub mod backoff;
 pub mod batch;
+pub mod dial;
 pub mod env;
 pub mod logline;
 pub mod metrics;

@@ -14,7 +14,6 @@ use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, ServerName};
-use tokio::net::TcpStream;
 
 /// Largest response body read from UAA or Cloud Controller.
 const MAX_BODY: usize = 1 << 20;
@@ -103,10 +102,9 @@ impl HttpClient {
             .trim_end_matches(']')
             .to_owned();
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let tcp = TcpStream::connect((host.as_str(), port))
+        let tcp = plumbing::dial::tcp((host.as_str(), port))
             .await
             .map_err(|e| ClientError::Connect(url.clone(), e))?;
-        let _ = tcp.set_nodelay(true);
         let (mut parts, body) = req.into_parts();
         let authority = uri
             .authority()

@@ -130,11 +130,10 @@ impl SyslogConn {
     }
 
     async fn connect(&mut self) -> Result<(), String> {
-        let tcp = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(&self.addr))
+        let tcp = tokio::time::timeout(DIAL_TIMEOUT, plumbing::dial::tcp(&self.addr))
             .await
             .map_err(|_| "dial timed out".to_owned())?
             .map_err(|e| e.to_string())?;
-        let _ = tcp.set_nodelay(true);
         match &self.tls {
             Some((cfg, name)) => {
                 let tls = tokio::time::timeout(

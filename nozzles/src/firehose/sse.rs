@@ -14,7 +14,6 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
 use serde_json::Value;
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::{Ended, Feed, Reconnect, note_v2_warning, reconnect_loop};
@@ -244,7 +243,7 @@ async fn session(config: &SseConfig, feed: &Feed<v2::Envelope>, received: &mut b
         _ => (authority, if secure { 443 } else { 80 }),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    let tcp = match TcpStream::connect((host, port)).await {
+    let tcp = match plumbing::dial::tcp((host, port)).await {
         Ok(t) => t,
         Err(e) => return End::Error(format!("connect {authority}: {e}")),
     };

@@ -11,7 +11,6 @@ use futures::StreamExt as _;
 use plumbing::shutdown::Shutdown;
 use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
@@ -162,11 +161,10 @@ async fn connect_and_read(
         .uri()
         .port_u16()
         .unwrap_or(if secure { 443 } else { 80 });
-    let tcp = match TcpStream::connect((host.as_str(), port)).await {
+    let tcp = match plumbing::dial::tcp((host.as_str(), port)).await {
         Ok(t) => t,
         Err(e) => return End::Error(format!("connect {host}:{port}: {e}")),
     };
-    let _ = tcp.set_nodelay(true);
     if secure {
         let Some(tls) = config.tls.clone() else {
             return End::Error("wss:// needs a TLS configuration".into());

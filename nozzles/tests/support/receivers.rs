@@ -21,6 +21,30 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A loopback port that refuses connections until [`ReservedPort::listen`]: the socket is
+/// bound but not listening, so no other process (and no client's ephemeral source port) can
+/// take the port meanwhile.
+pub struct ReservedPort(tokio::net::TcpSocket);
+
+impl ReservedPort {
+    /// Binds a fresh loopback port without listening on it.
+    pub fn new() -> Self {
+        let s = tokio::net::TcpSocket::new_v4().expect("tcp socket");
+        s.bind("127.0.0.1:0".parse().unwrap()).expect("bind 127.0.0.1:0");
+        Self(s)
+    }
+
+    /// The reserved port.
+    pub fn port(&self) -> u16 {
+        self.0.local_addr().expect("local addr").port()
+    }
+
+    /// Starts accepting on the port (inside a Tokio runtime).
+    pub fn listen(self) -> tokio::net::TcpListener {
+        self.0.listen(1024).expect("listen on reserved port")
+    }
+}
+
 fn find(candidates: &[&str]) -> Option<PathBuf> {
     for c in candidates {
         let p = Path::new(c);

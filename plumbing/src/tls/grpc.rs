@@ -335,8 +335,7 @@ pub fn channel_with(
         let server_name = server_name.clone();
         let authority = authority.clone();
         async move {
-            let tcp = TcpStream::connect(authority.as_str()).await?;
-            tcp.set_nodelay(true)?;
+            let tcp = crate::dial::tcp(authority.as_str()).await?;
             let tls = connector.connect(server_name, tcp).await?;
             Ok::<_, io::Error>(TokioIo::new(tls))
         }
