@@ -38,7 +38,9 @@ mod tests {
 
     #[tokio::test]
     async fn connects_with_nodelay() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("io");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("io");
         let addr = listener.local_addr().expect("io");
         let s = tcp(addr).await.expect("io");
         assert!(s.nodelay().expect("io"));
@@ -49,7 +51,9 @@ mod tests {
     async fn refused_when_nothing_listens() {
         // A bound but not listening socket holds the port, so nothing else can take it.
         let holder = tokio::net::TcpSocket::new_v4().expect("io");
-        holder.bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0))).expect("io");
+        holder
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("io");
         let addr = holder.local_addr().expect("io");
         let err = tcp(addr).await.expect_err("refused");
         assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
@@ -60,10 +64,15 @@ mod tests {
         // Build the simultaneous-open case on purpose: bind a socket and connect it to its own
         // address, which Linux completes as a self-connection.
         let socket = tokio::net::TcpSocket::new_v4().expect("io");
-        socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0))).expect("io");
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("io");
         let addr = socket.local_addr().expect("io");
         let stream = socket.connect(addr).await.expect("io");
-        assert_eq!(stream.local_addr().expect("io"), stream.peer_addr().expect("io"));
+        assert_eq!(
+            stream.local_addr().expect("io"),
+            stream.peer_addr().expect("io")
+        );
         let err = refuse_self_connect(&stream).expect_err("refused");
         assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
         assert!(err.to_string().contains("reached itself"), "{err}");

@@ -30,7 +30,8 @@ impl ReservedPort {
     /// Binds a fresh loopback port without listening on it.
     pub fn new() -> Self {
         let s = tokio::net::TcpSocket::new_v4().expect("tcp socket");
-        s.bind("127.0.0.1:0".parse().unwrap()).expect("bind 127.0.0.1:0");
+        s.bind("127.0.0.1:0".parse().unwrap())
+            .expect("bind 127.0.0.1:0");
         Self(s)
     }
 
