@@ -33,7 +33,7 @@ impl From<WireError> for BatchError {
 }
 
 /// Checks the framing of `batch` and counts its envelopes.
-fn count(batch: &[u8]) -> Result<usize, BatchError> {
+pub fn count(batch: &[u8]) -> Result<usize, BatchError> {
     let mut n = 0;
     let mut r = Reader::new(batch);
     while !r.is_empty() {

@@ -266,6 +266,7 @@ mod tests {
             PoolGauges {
                 connections: Gauge::detached(),
                 streams: Gauge::detached(),
+                stranded: Counter::detached(),
             },
             &shutdown,
         );

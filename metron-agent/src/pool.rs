@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use plumbing::metrics::Gauge;
+use plumbing::metrics::{Counter, Gauge};
 use plumbing::shutdown::Shutdown;
 use rand::Rng as _;
 use tokio::sync::{Notify, mpsc};
@@ -60,6 +60,14 @@ impl Protocol {
         match self {
             Self::V1Pusher => "/plumbing.DopplerIngestor/Pusher",
             Self::V2BatchSender => "/loggregator.v2.Ingress/BatchSender",
+        }
+    }
+
+    /// Envelopes carried by one message of this protocol (0 if a batch is malformed).
+    pub fn envelopes_in(self, msg: &[u8]) -> u64 {
+        match self {
+            Self::V1Pusher => 1,
+            Self::V2BatchSender => envelope_proto::batch::count(msg).map_or(0, |n| n as u64),
         }
     }
 
@@ -89,13 +97,16 @@ pub struct PoolConfig {
     pub resolve_interval: Duration,
 }
 
-/// Gauges a pool maintains.
+/// Gauges (and the loss counter) a pool maintains.
 #[derive(Clone, Debug)]
 pub struct PoolGauges {
     /// All established connections (shared by both pools).
     pub connections: Gauge,
     /// Established streams of this pool's protocol.
     pub streams: Gauge,
+    /// Envelopes still queued on a stream when it broke (`dropped{direction="egress"}`; they
+    /// were counted in `egress` when queued).
+    pub stranded: Counter,
 }
 
 /// One stream manager's published state.

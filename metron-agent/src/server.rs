@@ -69,6 +69,7 @@ pub async fn run(
         PoolGauges {
             connections: metrics.doppler_connections.clone(),
             streams: metrics.doppler_v2_streams.clone(),
+            stranded: metrics.dropped_egress_v2.clone(),
         },
         &pool_shutdown,
     );
@@ -94,6 +95,7 @@ pub async fn run(
             PoolGauges {
                 connections: metrics.doppler_connections.clone(),
                 streams: metrics.doppler_v1_streams.clone(),
+                stranded: metrics.dropped_egress_v1.clone(),
             },
             &pool_shutdown,
         );

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use envelope_proto::raw::doppler_ingestor_server::{DopplerIngestor, DopplerIngestorServer};
 use envelope_proto::raw::ingress_server::{Ingress, IngressServer};
 use metron_agent::pool::{Discovery, Pool, PoolConfig, PoolGauges, Protocol};
-use plumbing::metrics::Gauge;
+use plumbing::metrics::{Counter, Gauge};
 use plumbing::shutdown::Shutdown;
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status, Streaming};
@@ -124,6 +124,7 @@ fn pool(
         PoolGauges {
             connections: Gauge::detached(),
             streams: gauge.clone(),
+            stranded: Counter::detached(),
         },
         shutdown,
     );

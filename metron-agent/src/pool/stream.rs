@@ -17,6 +17,7 @@ use envelope_proto::raw::doppler_ingestor_client::DopplerIngestorClient;
 use envelope_proto::raw::ingress_client::IngressClient;
 use futures::Stream;
 use plumbing::backoff::Backoff;
+use plumbing::metrics::Counter;
 use plumbing::shutdown::Shutdown;
 use plumbing::tls::grpc::{ChannelOptions, MAX_MESSAGE_SIZE, channel_with};
 use rand::Rng as _;
@@ -40,10 +41,29 @@ pub(crate) struct Manager {
     pub(crate) shutdown: Shutdown,
 }
 
-/// Request body that reports its first poll (= the stream is established).
+/// Request body that reports its first poll (= the stream is established) and, when dropped,
+/// counts the envelopes still queued in it: a stream that ended cleanly was drained first, so
+/// anything left was stranded by a broken stream.
 struct Announce {
     inner: ReceiverStream<Bytes>,
     first_poll: Option<oneshot::Sender<()>>,
+    protocol: Protocol,
+    stranded: Counter,
+}
+
+impl Drop for Announce {
+    fn drop(&mut self) {
+        let rx = self.inner.as_mut();
+        rx.close();
+        let mut lost = 0;
+        while let Ok(msg) = rx.try_recv() {
+            lost += self.protocol.envelopes_in(&msg);
+        }
+        if lost > 0 {
+            self.stranded.add(lost);
+            tracing::warn!(lost, "doppler stream broke with envelopes queued; dropped");
+        }
+    }
 }
 
 impl Stream for Announce {
@@ -138,6 +158,8 @@ impl Manager {
         let body = Announce {
             inner: ReceiverStream::new(rx),
             first_poll: Some(est_tx),
+            protocol: self.config.protocol,
+            stranded: self.gauges.stranded.clone(),
         };
         let protocol = self.config.protocol;
         let mut call = Box::pin(async move {
@@ -207,5 +229,63 @@ impl Manager {
             }
         }
         end
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(protocol: Protocol) -> (mpsc::Sender<Bytes>, Announce, Counter) {
+        let (tx, rx) = mpsc::channel(8);
+        let stranded = Counter::detached();
+        let body = Announce {
+            inner: ReceiverStream::new(rx),
+            first_poll: None,
+            protocol,
+            stranded: stranded.clone(),
+        };
+        (tx, body, stranded)
+    }
+
+    fn v2_batch(envelopes: usize) -> Bytes {
+        let items: Vec<Bytes> = (0..envelopes)
+            .map(|i| Bytes::from(vec![0x12, 1, b'a' + i as u8]))
+            .collect();
+        let mut out = bytes::BytesMut::new();
+        envelope_proto::batch::encode(&items, &mut out);
+        out.freeze()
+    }
+
+    #[test]
+    fn a_broken_v2_stream_counts_the_envelopes_of_its_queued_batches() {
+        let (tx, body, stranded) = body(Protocol::V2BatchSender);
+        tx.try_send(v2_batch(3)).expect("queued");
+        tx.try_send(v2_batch(2)).expect("queued");
+        drop(body);
+        assert_eq!(stranded.get(), 5);
+        assert!(tx.try_send(v2_batch(1)).is_err(), "closed once dropped");
+    }
+
+    #[test]
+    fn a_broken_v1_stream_counts_one_envelope_per_message() {
+        let (tx, body, stranded) = body(Protocol::V1Pusher);
+        for _ in 0..4 {
+            tx.try_send(Bytes::from_static(b"\x0a\x01x"))
+                .expect("queued");
+        }
+        drop(body);
+        assert_eq!(stranded.get(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_drained_body_counts_nothing() {
+        use futures::StreamExt as _;
+        let (tx, mut body, stranded) = body(Protocol::V2BatchSender);
+        tx.try_send(v2_batch(3)).expect("queued");
+        drop(tx);
+        while body.next().await.is_some() {}
+        drop(body);
+        assert_eq!(stranded.get(), 0);
     }
 }
