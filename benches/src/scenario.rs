@@ -408,6 +408,7 @@ async fn run_once(
     rate: u64,
     seconds: f64,
 ) -> anyhow::Result<RunResult> {
+    quiesce(cluster).await;
     let stop = CancellationToken::new();
     // Subscribers first, so nothing is missed.
     let mut subs: Vec<(Consumer, Subscriber)> = Vec::new();
@@ -673,6 +674,33 @@ async fn run_once(
         processes,
         drops,
     })
+}
+
+/// Waits (up to 20 s) until no component's `ingress`/`egress` counters move for 500 ms, so a
+/// run never starts while the previous, possibly overloaded, run is still draining through the
+/// same processes.
+async fn quiesce(cluster: &Cluster) {
+    let flow = |all: Vec<(String, Vec<scrape::Sample>)>| -> Vec<(String, String, f64)> {
+        all.into_iter()
+            .flat_map(|(name, samples)| {
+                samples
+                    .into_iter()
+                    .filter(|s| s.series.starts_with("ingress") || s.series.starts_with("egress"))
+                    .map(move |s| (name.clone(), s.series, s.value))
+            })
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut last = flow(scrape_all(cluster).await);
+    while std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = flow(scrape_all(cluster).await);
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+    tracing::warn!("components still busy after 20 s; starting the next run anyway");
 }
 
 async fn scrape_all(cluster: &Cluster) -> Vec<(String, Vec<scrape::Sample>)> {

@@ -6,8 +6,9 @@
 //! [`Bytes`]. Everything a subscriber may need is computed here **once per
 //! envelope**, and only when some current subscriber needs it ([`Needs`]):
 //! - the routing key ([`RouteKey`]) from a zero-copy [`EnvelopeView`];
-//! - the v1 form(s) for v1 subscribers (v2 ingress: `to_v1` then marshal; v1
-//!   ingress: the original bytes);
+//! - the v1 form(s) for v1 subscribers (v2 ingress: plain logs straight from
+//!   the wire with [`convert::log_to_v1`], everything else `to_v1` then
+//!   marshal; v1 ingress: the original bytes);
 //! - a `deprecated_tags` re-encode for `use_preferred_tags=false` subscribers,
 //!   only when the envelope has `tags`;
 //! - a `tags` re-encode for `use_preferred_tags=true` subscribers, only when the
@@ -126,6 +127,20 @@ pub fn from_v2(buf: Bytes, needs: &Needs, stats: &mut PrepStats) -> Result<Inges
         v1: Vec::new(),
         v1_original: None,
     };
+    // Plain logs (the bulk of traffic) convert straight from the wire.
+    let mut v1_done = false;
+    if want_v1 {
+        let mut v1 = Vec::new();
+        if convert::log_to_v1(&view, &mut v1) {
+            item.v1.push(V1Routed {
+                bytes: Bytes::from(v1),
+                app_id: view.source_id().into(),
+                class: V1Class::Log,
+            });
+            v1_done = true;
+        }
+    }
+    let want_v1 = want_v1 && !v1_done;
     if want_v1 || want_dep || want_pref {
         let decoded = envelope_proto::v2::decode(&buf).map_err(|_| Rejected::Invalid)?;
         if want_v1 {
@@ -220,5 +235,56 @@ mod tests {
             assert_eq!(item.v2_preferred.is_some(), dep, "tags={tags} dep={dep}");
             assert_eq!(item.key.kind, Kind::Log);
         }
+    }
+
+    /// v1 forms: plain logs take the wire fast path, the rest the general
+    /// conversion; both give what `to_v1` gives, routed by the app id.
+    #[test]
+    fn v1_forms_agree_with_the_general_conversion() {
+        let needs = Needs::default();
+        needs.v1.store(true, Ordering::Relaxed);
+        let log = |payload: &'static [u8], dep: bool| {
+            let mut e = v2::Envelope::decode(&enc(true, dep)[..]).unwrap();
+            e.instance_id = "3".into();
+            e.message = Some(v2::envelope::Message::Log(v2::Log {
+                payload: Bytes::from_static(payload),
+                r#type: 1,
+            }));
+            e
+        };
+        let counter = v2::Envelope {
+            source_id: "s".into(),
+            message: Some(v2::envelope::Message::Counter(v2::Counter {
+                name: "c".into(),
+                delta: 1,
+                total: 2,
+            })),
+            ..Default::default()
+        };
+        // Fast path, deprecated tags (general path), a counter (general path).
+        for env in [log(b"hello", false), log(b"hello", true), counter] {
+            let item = from_v2(
+                Bytes::from(env.encode_to_vec()),
+                &needs,
+                &mut PrepStats::default(),
+            )
+            .unwrap();
+            let want = convert::to_v1(&env);
+            assert_eq!(item.v1.len(), want.len(), "{env:?}");
+            for (got, want) in item.v1.iter().zip(&want) {
+                assert_eq!(envelope_proto::v1::decode(&got.bytes).unwrap(), *want);
+                assert_eq!(&*got.app_id, envelope_proto::v1::app_id(want));
+            }
+        }
+        // An empty log payload cannot be marshalled as v1 (Go refuses too).
+        let mut stats = PrepStats::default();
+        let item = from_v2(
+            Bytes::from(log(b"", false).encode_to_vec()),
+            &needs,
+            &mut stats,
+        )
+        .unwrap();
+        assert!(item.v1.is_empty());
+        assert_eq!(stats.v1_encode_failures, 1);
     }
 }

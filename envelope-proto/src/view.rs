@@ -435,23 +435,43 @@ impl<'a> EnvelopeView<'a> {
     /// Value of preferred tag `key` (`tags` map); the last entry with that
     /// key wins, as in the decoded map.
     pub fn tag(&self, key: &str) -> Option<&'a str> {
-        let mut found = None;
-        let mut r = Reader::at(self.buf, self.tags_start);
-        while !r.is_empty() {
-            let Ok((field, wt)) = r.tag() else { break };
-            if (field, wt) == (9, Len) {
-                let Ok(entry) = r.bytes() else { break };
-                if let Ok((k, v)) = raw_string_entry(entry)
-                    && k == key.as_bytes()
-                {
-                    found = Some(v);
-                }
-            } else if r.skip(field, wt).is_err() {
-                break;
-            }
-        }
+        let found = self
+            .tags()
+            .filter(|(k, _)| *k == key.as_bytes())
+            .last()
+            .map(|(_, v)| v);
         // Validated by `parse`; `None` only if the bytes were not.
         found.and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// Every `tags` entry as raw (key, value) UTF-8 bytes, in wire order,
+    /// duplicates included (a decoder keeps the last of each key).
+    pub fn tags(&self) -> Tags<'a> {
+        Tags {
+            reader: Reader::at(self.buf, self.tags_start),
+        }
+    }
+}
+
+/// Iterator over the `tags` entries, see [`EnvelopeView::tags`].
+#[derive(Debug, Clone)]
+pub struct Tags<'a> {
+    reader: Reader<'a>,
+}
+
+impl<'a> Iterator for Tags<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // The bytes were validated by `parse`; any error just ends the walk.
+        while !self.reader.is_empty() {
+            let (field, wt) = self.reader.tag().ok()?;
+            if (field, wt) == (9, Len) {
+                return raw_string_entry(self.reader.bytes().ok()?).ok();
+            }
+            self.reader.skip(field, wt).ok()?;
+        }
+        None
     }
 }
 

@@ -68,3 +68,42 @@ fn to_v1_matches_go_for_every_case() {
     }
     f.finish("to_v1", 37 * 4);
 }
+
+/// The wire-level fast path (`convert::log_to_v1`) agrees with Go on every
+/// case it accepts, and accepts every plain log case.
+#[test]
+fn wire_fast_path_matches_go_where_it_applies() {
+    let mut f = Failures::default();
+    let mut accepted = 0;
+    for case in cases("to_v1/cases.json") {
+        let n = name(&case);
+        let input = proto_bytes(&case["v2"]).expect("v2 bytes");
+        let Ok(view) = envelope_proto::view::EnvelopeView::parse(&input) else {
+            continue;
+        };
+        let mut fast = Vec::new();
+        if !convert::log_to_v1(&view, &mut fast) {
+            continue;
+        }
+        accepted += 1;
+        let want = expected_v1_list(&case["v1"]);
+        let got = v1::decode(&fast).map_err(|e| e.to_string());
+        f.check(&n, want.envelopes.len() == 1, || {
+            format!(
+                "fast path accepted a case with {} outputs",
+                want.envelopes.len()
+            )
+        });
+        if let (Ok(got), Some(w)) = (&got, want.envelopes.first()) {
+            f.check(&n, same(got, &w.message), || {
+                format!("\n got {got:?}\nwant {:?}", w.message)
+            });
+        } else {
+            f.check(&n, false, || {
+                format!("fast output does not decode: {got:?}")
+            });
+        }
+    }
+    assert!(accepted >= 3, "the fixtures include plain logs: {accepted}");
+    f.finish("to_v1 fast path", accepted * 2);
+}
