@@ -113,6 +113,25 @@ fn benches(c: &mut Criterion<ThreadCpuTime>) {
         })
     });
     g.bench_function("to_v1", |b| b.iter(|| convert::to_v1(black_box(&env))));
+    // What doppler does per log for v1 subscribers: general conversion + marshal, versus the
+    // wire fast path from the routing view (parse included).
+    g.bench_function("to_v1_and_encode", |b| {
+        b.iter(|| {
+            let d = v2::decode_bytes(black_box(&encoded)).expect("valid");
+            convert::to_v1(&d)
+                .iter()
+                .map(|e| envelope_proto::v1::encode(e).map(|b| b.len()))
+                .count()
+        })
+    });
+    g.bench_function("log_to_v1_wire", |b| {
+        let mut out = Vec::with_capacity(512);
+        b.iter(|| {
+            out.clear();
+            let v = EnvelopeView::parse(black_box(&encoded[..])).expect("valid");
+            convert::log_to_v1(&v, &mut out)
+        })
+    });
     let v1 = convert::to_v1(&env)
         .into_iter()
         .next()
