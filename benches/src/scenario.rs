@@ -197,6 +197,14 @@ fn scenarios(quick: bool) -> Vec<Scenario> {
             consumers: vec![v2("v2")],
             ..base.clone()
         },
+        Scenario {
+            id: "W2a",
+            title: "W2 entered through an agent (agent → doppler → one v2 subscriber): the agent's added latency is W2a − W2",
+            agent: true,
+            entry: Entry::Agent,
+            consumers: vec![v2("v2")],
+            ..base.clone()
+        },
     ];
     for n in if quick {
         vec![1, 4]
@@ -217,6 +225,15 @@ fn scenarios(quick: bool) -> Vec<Scenario> {
             ..base.clone()
         });
     }
+    out.push(Scenario {
+        id: "W3-1a",
+        title: "the whole pipeline: agent → doppler → traffic controller → one WebSocket firehose subscriber",
+        agent: true,
+        entry: Entry::Agent,
+        tc: true,
+        consumers: vec![fast("ws-0", "bench-0")],
+        ..base.clone()
+    });
     out.push(Scenario {
         id: "W4",
         title: "mixed envelope types (logs, counters, container gauges, timers): v2 subscriber, firehose and SSE",
