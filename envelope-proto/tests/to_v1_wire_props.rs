@@ -37,7 +37,8 @@ fn log_envelope() -> impl Strategy<Value = Envelope> {
         envelope(),
         vec(any::<u8>(), 0..48),
         prop_oneof![Just(0), Just(1), any::<i32>()],
-        btree_map(tag_key(), tag_value(), 0..8),
+        // Up to 24: beyond the fast path's 16 remembered tags too.
+        btree_map(tag_key(), tag_value(), 0..24),
         any::<bool>(),
     )
         .prop_map(|(mut env, payload, ty, tags, keep_deprecated)| {

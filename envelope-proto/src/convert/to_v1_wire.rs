@@ -27,6 +27,9 @@ const SPECIAL: [&[u8]; 7] = [
     b"source_type",
 ];
 
+/// Tags remembered from the first walk over them.
+const HELD_TAGS: usize = 16;
+
 /// v1 `EventType.LogMessage`.
 const LOG_MESSAGE: u64 = 5;
 
@@ -38,9 +41,17 @@ pub fn log_to_v1(view: &EnvelopeView<'_>, out: &mut Vec<u8>) -> bool {
     if view.kind() != Kind::Log || view.has_deprecated_tags() || payload.is_empty() {
         return false;
     }
+    // One walk over the tags: the entries go into a small stack buffer the two later passes
+    // read (an envelope with more tags than it holds walks the wire again instead).
+    let mut held: [(&[u8], &[u8]); HELD_TAGS] = [(b"", b""); HELD_TAGS];
+    let mut count = 0;
     // Last occurrence wins, as in the decoded map.
     let mut specials: [&[u8]; 7] = [b""; 7];
     for (k, v) in view.tags() {
+        if let Some(slot) = held.get_mut(count) {
+            *slot = (k, v);
+        }
+        count += 1;
         if let Some(i) = SPECIAL.iter().position(|s| *s == k) {
             specials[i] = v;
         }
@@ -56,6 +67,21 @@ pub fn log_to_v1(view: &EnvelopeView<'_>, out: &mut Vec<u8>) -> bool {
     let message_type: u64 = if view.log_type() == 0 { 1 } else { 2 };
     // A non-empty `source_id` replaces any tag of that name.
     let kept = |k: &[u8]| !SPECIAL.contains(&k) && (k != b"source_id" || source_id.is_empty());
+    let each_kept = |f: &mut dyn FnMut(&[u8], &[u8])| {
+        if count <= HELD_TAGS {
+            for &(k, v) in &held[..count] {
+                if kept(k) {
+                    f(k, v);
+                }
+            }
+        } else {
+            for (k, v) in view.tags() {
+                if kept(k) {
+                    f(k, v);
+                }
+            }
+        }
+    };
 
     let log_len = field_len(1, payload.len())
         + 1
@@ -75,9 +101,7 @@ pub fn log_to_v1(view: &EnvelopeView<'_>, out: &mut Vec<u8>) -> bool {
         + field_len(14, job.len())
         + field_len(15, index.len())
         + field_len(16, ip.len());
-    for (k, v) in view.tags().filter(|(k, _)| kept(k)) {
-        total += field_len(17, entry_len(k, v));
-    }
+    each_kept(&mut |k, v| total += field_len(17, entry_len(k, v)));
     if !source_id.is_empty() {
         total += field_len(17, entry_len(b"source_id", source_id));
     }
@@ -98,9 +122,7 @@ pub fn log_to_v1(view: &EnvelopeView<'_>, out: &mut Vec<u8>) -> bool {
     put_bytes(out, 14, job);
     put_bytes(out, 15, index);
     put_bytes(out, 16, ip);
-    for (k, v) in view.tags().filter(|(k, _)| kept(k)) {
-        put_entry(out, k, v);
-    }
+    each_kept(&mut |k, v| put_entry(out, k, v));
     if !source_id.is_empty() {
         put_entry(out, b"source_id", source_id);
     }
