@@ -47,14 +47,20 @@ mod tests {
         assert_eq!(s.peer_addr().expect("io"), addr);
     }
 
+    /// A loopback socket bound to a fresh port, not listening.
+    fn bound() -> (tokio::net::TcpSocket, std::net::SocketAddr) {
+        let socket = tokio::net::TcpSocket::new_v4().expect("io");
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("io");
+        let addr = socket.local_addr().expect("io");
+        (socket, addr)
+    }
+
     #[tokio::test]
     async fn refused_when_nothing_listens() {
         // A bound but not listening socket holds the port, so nothing else can take it.
-        let holder = tokio::net::TcpSocket::new_v4().expect("io");
-        holder
-            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
-            .expect("io");
-        let addr = holder.local_addr().expect("io");
+        let (_holder, addr) = bound();
         let err = tcp(addr).await.expect_err("refused");
         assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
     }
@@ -63,11 +69,7 @@ mod tests {
     async fn a_socket_connected_to_itself_is_refused() {
         // Build the simultaneous-open case on purpose: bind a socket and connect it to its own
         // address, which Linux completes as a self-connection.
-        let socket = tokio::net::TcpSocket::new_v4().expect("io");
-        socket
-            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
-            .expect("io");
-        let addr = socket.local_addr().expect("io");
+        let (socket, addr) = bound();
         let stream = socket.connect(addr).await.expect("io");
         assert_eq!(
             stream.local_addr().expect("io"),
