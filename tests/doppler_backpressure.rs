@@ -165,8 +165,12 @@ async fn v1_warnings_follow_filters_and_app_scope() {
         .into_inner();
     d.wait_subscriptions(3).await;
     let big = "y".repeat(2000);
+    // Counters as big as the logs: 2,000 of them (4 MB) are far more than doppler's HTTP/2
+    // send buffer and the client's window hold, so the metrics-only subscriber's 50-slot ring
+    // overflows however promptly doppler drains it (small counters could all fit in flight).
+    let busy = format!("busy-{big}");
     for _ in 0..20 {
-        d.push_v1((0..100).map(|_| v1_counter("busy")).collect())
+        d.push_v1((0..100).map(|_| v1_counter(&busy)).collect())
             .await;
         d.send(vec![(0..50).map(|_| log("app-w", &big)).collect()])
             .await;
