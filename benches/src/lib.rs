@@ -19,7 +19,7 @@
 //! - [`procstat`]: CPU time and RSS from `/proc`.
 //! - [`scrape`]: Prometheus `/metrics` scraping for drop reconciliation.
 //! - [`cluster`]: spawns components as processes and discovers their ports.
-//! - [`scenario`]: W1–W9 and the rate sweep.
+//! - [`scenario`]: W1–W9 (plus W2a and W3-1a, the agent-entered variants) and the rate sweep.
 //! - [`report`]: JSON and Markdown output.
 
 pub mod cluster;
