@@ -127,20 +127,18 @@ pub fn from_v2(buf: Bytes, needs: &Needs, stats: &mut PrepStats) -> Result<Inges
         v1: Vec::new(),
         v1_original: None,
     };
-    // Plain logs (the bulk of traffic) convert straight from the wire.
-    let mut v1_done = false;
-    if want_v1 {
-        let mut v1 = Vec::new();
-        if convert::log_to_v1(&view, &mut v1) {
-            item.v1.push(V1Routed {
-                bytes: Bytes::from(v1),
-                app_id: view.source_id().into(),
-                class: V1Class::Log,
-            });
-            v1_done = true;
-        }
-    }
-    let want_v1 = want_v1 && !v1_done;
+    // Plain logs (the bulk of traffic) convert straight from the wire; the rest below.
+    let mut v1 = Vec::new();
+    let want_v1 = if want_v1 && convert::log_to_v1(&view, &mut v1) {
+        item.v1.push(V1Routed {
+            bytes: Bytes::from(v1),
+            app_id: view.source_id().into(),
+            class: V1Class::Log,
+        });
+        false
+    } else {
+        want_v1
+    };
     if want_v1 || want_dep || want_pref {
         let decoded = envelope_proto::v2::decode(&buf).map_err(|_| Rejected::Invalid)?;
         if want_v1 {

@@ -245,7 +245,7 @@ pub fn envelope_data(env: &[u8], out: &mut BytesMut) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pool::{Discovery, PoolConfig, PoolGauges, Protocol};
+    use crate::pool::{Discovery, PoolConfig, PoolMetrics, Protocol};
     use plumbing::metrics::Registry;
     use plumbing::shutdown::Shutdown;
 
@@ -263,7 +263,7 @@ mod tests {
                 recycle_after: 100,
                 resolve_interval: Duration::ZERO,
             },
-            PoolGauges {
+            PoolMetrics {
                 connections: Gauge::detached(),
                 streams: Gauge::detached(),
                 stranded: Counter::detached(),

@@ -97,9 +97,9 @@ pub struct PoolConfig {
     pub resolve_interval: Duration,
 }
 
-/// Gauges (and the loss counter) a pool maintains.
+/// The metrics a pool maintains: connection and stream gauges, and its loss counter.
 #[derive(Clone, Debug)]
-pub struct PoolGauges {
+pub struct PoolMetrics {
     /// All established connections (shared by both pools).
     pub connections: Gauge,
     /// Established streams of this pool's protocol.
@@ -169,7 +169,7 @@ pub struct Pool {
 impl Pool {
     /// Starts `config.streams` managers and the rebalancer on `shutdown`'s
     /// tracker.
-    pub fn start(config: PoolConfig, gauges: PoolGauges, shutdown: &Shutdown) -> Self {
+    pub fn start(config: PoolConfig, metrics: PoolMetrics, shutdown: &Shutdown) -> Self {
         let slots: Arc<[Arc<Slot>]> = (0..config.streams.max(1))
             .map(|_| Arc::new(Slot::default()))
             .collect();
@@ -183,7 +183,7 @@ impl Pool {
                 failures: failures.clone(),
                 dial_lock: dial_lock.clone(),
                 config: config.clone(),
-                gauges: gauges.clone(),
+                metrics: metrics.clone(),
                 shutdown: shutdown.clone(),
             };
             shutdown.spawn(m.run());

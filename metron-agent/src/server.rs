@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::ingress::grpc::IngressService;
 use crate::metrics::Metrics;
-use crate::pool::{Discovery, Pool, PoolConfig, PoolGauges, Protocol};
+use crate::pool::{Discovery, Pool, PoolConfig, PoolMetrics, Protocol};
 use crate::process::v1::V1Processor;
 use crate::process::v2::V2Processor;
 use crate::{Listeners, egress, ingress, own_metrics};
@@ -66,7 +66,7 @@ pub async fn run(
     };
     let v2_pool = Pool::start(
         pool_config(Protocol::V2BatchSender, config.v2_streams.get()),
-        PoolGauges {
+        PoolMetrics {
             connections: metrics.doppler_connections.clone(),
             streams: metrics.doppler_v2_streams.clone(),
             stranded: metrics.dropped_egress_v2.clone(),
@@ -92,7 +92,7 @@ pub async fn run(
     if let Some(socket) = listeners.udp {
         let v1_pool = Pool::start(
             pool_config(Protocol::V1Pusher, config.v1_streams.get()),
-            PoolGauges {
+            PoolMetrics {
                 connections: metrics.doppler_connections.clone(),
                 streams: metrics.doppler_v1_streams.clone(),
                 stranded: metrics.dropped_egress_v1.clone(),

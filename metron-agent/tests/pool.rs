@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use envelope_proto::raw::doppler_ingestor_server::{DopplerIngestor, DopplerIngestorServer};
 use envelope_proto::raw::ingress_server::{Ingress, IngressServer};
-use metron_agent::pool::{Discovery, Pool, PoolConfig, PoolGauges, Protocol};
+use metron_agent::pool::{Discovery, Pool, PoolConfig, PoolMetrics, Protocol};
 use plumbing::metrics::{Counter, Gauge};
 use plumbing::shutdown::Shutdown;
 use tokio::net::TcpListener;
@@ -121,7 +121,7 @@ fn pool(
             recycle_after: recycle,
             resolve_interval: Duration::from_millis(100),
         },
-        PoolGauges {
+        PoolMetrics {
             connections: Gauge::detached(),
             streams: gauge.clone(),
             stranded: Counter::detached(),

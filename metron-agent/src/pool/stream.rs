@@ -24,7 +24,7 @@ use rand::Rng as _;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{Failures, PoolConfig, PoolGauges, Protocol, Slot, usage};
+use super::{Failures, PoolConfig, PoolMetrics, Protocol, Slot, usage};
 
 /// How long a recycled or shut-down stream may take to flush what it holds.
 const FLUSH_GRACE: Duration = Duration::from_secs(5);
@@ -37,7 +37,7 @@ pub(crate) struct Manager {
     /// Serialises pick-and-reserve so concurrent dials spread evenly.
     pub(crate) dial_lock: Arc<parking_lot::Mutex<()>>,
     pub(crate) config: Arc<PoolConfig>,
-    pub(crate) gauges: PoolGauges,
+    pub(crate) metrics: PoolMetrics,
     pub(crate) shutdown: Shutdown,
 }
 
@@ -159,7 +159,7 @@ impl Manager {
             inner: ReceiverStream::new(rx),
             first_poll: Some(est_tx),
             protocol: self.config.protocol,
-            stranded: self.gauges.stranded.clone(),
+            stranded: self.metrics.stranded.clone(),
         };
         let protocol = self.config.protocol;
         let mut call = Box::pin(async move {
@@ -201,8 +201,8 @@ impl Manager {
             Ordering::Relaxed,
         );
         *self.slot.tx.write() = Some(tx);
-        self.gauges.connections.add(1);
-        self.gauges.streams.add(1);
+        self.metrics.connections.add(1);
+        self.metrics.streams.add(1);
 
         let end = tokio::select! {
             res = &mut call => {
@@ -220,8 +220,8 @@ impl Manager {
         // Unpublish: the channel closes once no writer holds a sender, the
         // request body ends and the call completes after flushing.
         *self.slot.tx.write() = None;
-        self.gauges.connections.add(-1);
-        self.gauges.streams.add(-1);
+        self.metrics.connections.add(-1);
+        self.metrics.streams.add(-1);
         if !matches!(end, End::Failed(_)) {
             let _ = tokio::time::timeout(FLUSH_GRACE, call).await;
             if matches!(end, End::Recycled) {
