@@ -33,3 +33,7 @@ pub mod subscribe;
 
 /// Name of the in-stream counter that announces drops to a subscriber (reference §14.3).
 pub const WARNING_COUNTER: &str = "TruncatingBuffer.DroppedMessages";
+
+/// `origin` tag of every envelope the load generator sends: subscribers count only these as
+/// load (component self-metrics also flow through the firehose).
+pub const LOAD_ORIGIN: &str = "bench";

@@ -155,7 +155,7 @@ enum Kind {
 fn encode(kind: Kind, source_id: &str, i: usize) -> Bytes {
     let mut tags = BTreeMap::new();
     tags.insert("source_type".to_owned(), "APP/PROC/WEB".to_owned());
-    tags.insert("origin".to_owned(), "bench".to_owned());
+    tags.insert("origin".to_owned(), crate::LOAD_ORIGIN.to_owned());
     if matches!(kind, Kind::Timer) {
         // Without a request id a timer cannot become a v1 HttpStartStop (reference §7.4).
         tags.remove("source_type");

@@ -21,6 +21,7 @@ use envelope_proto::raw::ingress_server::Ingress;
 use parking_lot::Mutex;
 use plumbing::ring::Ring;
 use plumbing::shutdown::Shutdown;
+use plumbing::turns::Turns;
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -28,6 +29,11 @@ use crate::cache::AppCache;
 use crate::envelope::{self, Ingested, PrepStats};
 use crate::metrics::Metrics;
 use crate::subscriptions::Needs;
+
+/// Envelopes an ingress stream handles before it lets the router and the
+/// subscription streams on its worker run ([`Turns`]): one routing pass,
+/// [`crate::router::ROUTE_BATCH`].
+const YIELD_EVERY: usize = crate::router::ROUTE_BATCH;
 
 /// Shared state of the ingress services.
 #[derive(Debug, Clone)]
@@ -119,27 +125,25 @@ impl IngressService {
         }
     }
 
+    /// Reads `stream` until it ends or shutdown starts; `each` handles one
+    /// message and returns how many envelopes it carried.
     async fn drain_stream(
         &self,
         mut stream: Streaming<Bytes>,
-        mut each: impl FnMut(&Self, Bytes),
+        mut each: impl FnMut(&Self, Bytes) -> usize,
     ) -> Result<(), Status> {
+        let mut turns = Turns::new(YIELD_EVERY);
         loop {
             let msg = tokio::select! {
                 m = stream.message() => m?,
                 _ = self.shutdown.cancelled() => return Ok(()),
             };
             match msg {
-                Some(msg) => each(self, msg),
+                Some(msg) => {
+                    let n = each(self, msg);
+                    turns.handled(n, &self.ring).await;
+                }
                 None => return Ok(()),
-            }
-            // A stream with buffered messages never has to wait, so it could
-            // fill the ingress ring before the router (and the subscription
-            // streams) get a turn on this worker. Hand the worker over once the
-            // ring is half full; this is cooperative scheduling, not waiting
-            // for anyone: the ring still drops oldest if the router is slower.
-            if self.ring.len() * 2 >= self.ring.capacity() {
-                tokio::task::yield_now().await;
             }
         }
     }
@@ -156,6 +160,7 @@ impl Ingress for IngressService {
             let ok = items.len() as u64;
             s.enqueue(&mut items);
             s.count(ok, 1 - ok, stats);
+            1
         })
         .await?;
         Ok(Response::new(Bytes::new()))
@@ -166,7 +171,8 @@ impl Ingress for IngressService {
         request: Request<Streaming<Bytes>>,
     ) -> Result<Response<Bytes>, Status> {
         self.drain_stream(request.into_inner(), |s, b| {
-            s.accept_batch(&b);
+            let (ok, bad) = s.accept_batch(&b);
+            (ok + bad) as usize
         })
         .await?;
         Ok(Response::new(Bytes::new()))
@@ -190,6 +196,7 @@ impl DopplerIngestor for IngressService {
             let ok = items.len() as u64;
             s.enqueue(&mut items);
             s.count(ok, 1 - ok, PrepStats::default());
+            1
         })
         .await?;
         Ok(Response::new(Bytes::new()))

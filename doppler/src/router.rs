@@ -28,7 +28,7 @@ use crate::subscriptions::Registry;
 use table::{FastRng, TagForm};
 
 /// Most envelopes taken from the ingress ring per routing pass.
-const ROUTE_BATCH: usize = 256;
+pub const ROUTE_BATCH: usize = 256;
 /// How often idle apps are evicted from the cache.
 const EVICT_EVERY: Duration = Duration::from_secs(1);
 /// Minimum time between two ingress drop log lines.

@@ -37,7 +37,10 @@ use crate::events::{Envelope, envelope::EventType};
 use crate::wire::{Source, WireError};
 
 mod decode;
+mod peek;
 mod required;
+
+pub use peek::{Peek, peek};
 
 /// A proto2 required field is not set; names the field by its full proto name
 /// (e.g. `events.Envelope.origin`), as the reference marshaller does.

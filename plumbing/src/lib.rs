@@ -13,6 +13,8 @@
 //!   producer never blocks, the reader learns how many entries it lost.
 //! - [`queue`]: [`queue::bounded`] channels with a named [`queue::FullPolicy`]
 //!   (`DropOldest`, `DropNewest`, `Block`) and counted drops.
+//! - [`turns`]: [`turns::Turns`], fair turns for tasks that feed a ring from a stream with
+//!   input already buffered (yield every N items, or when the ring is half full).
 //! - [`batch`]: [`batch::next_batch`], "wait for one, then take what is there" batching.
 //! - [`tls`]: rustls server/client configuration from CA/cert/key files, cipher-suite parsing,
 //!   [`tls::grpc`] (TLS accept stream for tonic servers, TLS channels for tonic clients) and
@@ -44,3 +46,4 @@ pub mod ring;
 pub mod shutdown;
 mod signal;
 pub mod tls;
+pub mod turns;
