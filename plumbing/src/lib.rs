@@ -23,6 +23,8 @@
 //! - [`metrics`]: a registry passed in (never global) of counters and gauges, rendered as
 //!   Prometheus text.
 //! - [`admin`]: the admin HTTP listener serving `/metrics` and `/health`.
+//! - [`emitter`]: a component's own metrics pushed to the local agent as v2 envelopes every
+//!   interval ([`emitter::Description`] says what, [`emitter::run`] sends it).
 //! - [`shutdown`]: [`shutdown::Shutdown`], a cancellation signal plus a task tracker, SIGTERM /
 //!   Ctrl-C handling and a grace-period drain.
 //! - [`backoff`]: capped exponential backoff with jitter.
@@ -38,6 +40,7 @@ pub mod admin;
 pub mod backoff;
 pub mod batch;
 pub mod dial;
+pub mod emitter;
 pub mod env;
 pub mod logline;
 pub mod metrics;

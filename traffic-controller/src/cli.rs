@@ -92,9 +92,12 @@ pub struct Args {
     /// DNS re-resolve interval of doppler names [default: 15s].
     #[arg(long)]
     pub doppler_resolve_interval: Option<String>,
-    /// Agent gRPC address for the slow-consumer Event [env AGENT_GRPC_ADDRESS].
+    /// Agent gRPC address for the slow-consumer Event and own metrics [env AGENT_GRPC_ADDRESS].
     #[arg(long)]
     pub agent_addr: Option<String>,
+    /// Interval of own metrics sent to the agent; 0s never sends [default: 1m; env TRAFFIC_CONTROLLER_METRIC_EMITTER_INTERVAL].
+    #[arg(long)]
+    pub metric_emitter_interval: Option<String>,
     /// Per-consumer drop-oldest ring capacity in envelopes [default: 10000].
     #[arg(long)]
     pub buffer_size: Option<String>,
@@ -164,7 +167,7 @@ impl Args {
             stream_timeout: self.stream_timeout.clone(),
             heartbeat_interval: self.heartbeat_interval.clone(),
             recent_timeout: self.recent_timeout.clone(),
-            metric_emitter_interval: None,
+            metric_emitter_interval: self.metric_emitter_interval.clone(),
             grace: self.grace.clone(),
         }
     }

@@ -14,10 +14,14 @@
 //!   in `uaa` mode; the UAA CA is optional even there (plain `http://` UAA,
 //!   or `TRAFFIC_CONTROLLER_SKIP_CERT_VERIFY=true`).
 //! - `ROUTER_CA_FILE`/`ROUTER_CERT_FILE`/`ROUTER_KEY_FILE` are optional: all
-//!   three give mutual TLS to dopplers (server name `doppler`), none gives
-//!   plaintext gRPC (local development only).
-//! - `TRAFFIC_CONTROLLER_METRIC_EMITTER_INTERVAL` is validated but metrics
-//!   are served on the admin listener's `/metrics`, not pushed to the agent.
+//!   three give mutual TLS to dopplers (server name `doppler`) and to the
+//!   agent (server name `metron`), none gives plaintext gRPC (local
+//!   development only).
+//!
+//! Own metrics go both to the admin listener's `/metrics` (ours) and, as
+//! upstream, to the agent at `AGENT_GRPC_ADDRESS` every
+//! `TRAFFIC_CONTROLLER_METRIC_EMITTER_INTERVAL` (default `1m`, `0s` = never;
+//! see [`crate::metrics`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -128,8 +132,13 @@ pub struct Config {
     pub heartbeat_interval: Duration,
     /// Deadline of the recent-logs / container-metrics calls to dopplers.
     pub recent_timeout: Duration,
-    /// Agent that receives the slow-consumer Event envelope (`AGENT_GRPC_ADDRESS`).
+    /// Agent that receives the slow-consumer Event envelope and the own
+    /// metrics (`AGENT_GRPC_ADDRESS`); `None` sends nothing.
     pub agent_addr: Option<String>,
+    /// Interval of the own metrics sent to the agent
+    /// (`TRAFFIC_CONTROLLER_METRIC_EMITTER_INTERVAL`, default 1 min); zero
+    /// means never.
+    pub metric_emitter_interval: Duration,
     /// Grace period for open consumers at shutdown.
     pub grace: Duration,
     /// CEF security event log file (`TRAFFIC_CONTROLLER_SECURITY_EVENT_LOG`).
@@ -145,7 +154,7 @@ pub struct Config {
 
 impl Config {
     /// A configuration for tests: the given dopplers, no TLS, `none` auth,
-    /// default timings.
+    /// default timings, no own-metric emission (interval zero).
     pub fn for_tests(doppler_addrs: Vec<String>, doppler_tls: Option<TlsPaths>) -> Self {
         Self {
             doppler_addrs,
@@ -162,6 +171,7 @@ impl Config {
             heartbeat_interval: Duration::from_secs(15),
             recent_timeout: Duration::from_secs(5),
             agent_addr: None,
+            metric_emitter_interval: Duration::ZERO,
             grace: Duration::from_secs(1),
             security_event_log: None,
             ip: String::new(),
@@ -179,6 +189,8 @@ impl Config {
 pub const DEFAULT_BUFFER_SIZE: usize = 10_000;
 /// Default connection limit (upstream: 2000).
 pub const DEFAULT_CONNECTION_LIMIT: usize = 2000;
+/// Default interval of own metrics sent to the agent (upstream: `1m`).
+pub const DEFAULT_METRIC_EMITTER_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A configuration value that does not validate.
 #[derive(Debug, thiserror::Error)]
@@ -284,7 +296,7 @@ pub struct RawConfig {
     pub heartbeat_interval: Option<String>,
     /// Recent logs deadline (Go duration).
     pub recent_timeout: Option<String>,
-    /// Metric emitter interval (validated only).
+    /// Interval of own metrics sent to the agent (Go duration; `0s` = never).
     pub metric_emitter_interval: Option<String>,
     /// Shutdown grace period (Go duration).
     pub grace: Option<String>,
@@ -511,10 +523,10 @@ impl RawConfig {
                 ));
             }
         };
-        let _ = dur(
+        let metric_emitter_interval = dur(
             "metric_emitter_interval (TRAFFIC_CONTROLLER_METRIC_EMITTER_INTERVAL)",
             &self.metric_emitter_interval,
-            Duration::from_secs(60),
+            DEFAULT_METRIC_EMITTER_INTERVAL,
         )?;
         let buffer_size = num("buffer_size", &self.buffer_size, DEFAULT_BUFFER_SIZE)?;
         if buffer_size < 2 {
@@ -565,6 +577,7 @@ impl RawConfig {
                 Duration::from_secs(5),
             )?,
             agent_addr: self.agent_addr,
+            metric_emitter_interval,
             grace: dur("grace", &self.grace, Duration::from_secs(5))?,
             security_event_log: self.security_event_log,
             ip: self.ip.unwrap_or_default(),
@@ -629,6 +642,76 @@ mod tests {
         assert_eq!(c.stream_timeout, Duration::from_secs(60));
         assert_eq!(c.system_domain, "localhost");
         assert_eq!(c.agent_addr.as_deref(), Some("127.0.0.1:0"));
+        assert_eq!(c.metric_emitter_interval, Duration::ZERO);
+    }
+
+    #[test]
+    fn metric_emitter_interval_default_precedence_and_errors() {
+        let none = RawConfig {
+            auth: Some("none".into()),
+            ..RawConfig::default()
+        };
+        let c = none.clone().validate().expect("valid");
+        assert_eq!(c.metric_emitter_interval, Duration::from_secs(60));
+
+        let file: RawConfig =
+            toml::from_str("auth = \"none\"\nmetric_emitter_interval = \"30s\"").expect("toml");
+        let from_env = RawConfig::from_env(env(&[(
+            "TRAFFIC_CONTROLLER_METRIC_EMITTER_INTERVAL",
+            "1m30s",
+        )]))
+        .expect("env");
+        let flags = RawConfig {
+            metric_emitter_interval: Some("5s".into()),
+            ..RawConfig::default()
+        };
+        let from_file = file.clone().validate().expect("valid");
+        assert_eq!(from_file.metric_emitter_interval, Duration::from_secs(30));
+        let env_over_file = file
+            .clone()
+            .overlay(from_env.clone())
+            .validate()
+            .expect("valid");
+        assert_eq!(
+            env_over_file.metric_emitter_interval,
+            Duration::from_secs(90)
+        );
+        let flag_over_env = file
+            .overlay(from_env)
+            .overlay(flags)
+            .validate()
+            .expect("valid");
+        assert_eq!(
+            flag_over_env.metric_emitter_interval,
+            Duration::from_secs(5)
+        );
+
+        let empty_is_unset = none
+            .clone()
+            .overlay(
+                RawConfig::from_env(env(&[("TRAFFIC_CONTROLLER_METRIC_EMITTER_INTERVAL", "")]))
+                    .expect("env"),
+            )
+            .validate()
+            .expect("valid");
+        assert_eq!(
+            empty_is_unset.metric_emitter_interval,
+            Duration::from_secs(60)
+        );
+
+        let err = RawConfig {
+            metric_emitter_interval: Some("60".into()),
+            ..none
+        }
+        .validate()
+        .expect_err("no unit")
+        .to_string();
+        assert!(
+            err.starts_with(
+                "invalid metric_emitter_interval (TRAFFIC_CONTROLLER_METRIC_EMITTER_INTERVAL):"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

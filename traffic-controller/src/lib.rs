@@ -10,7 +10,8 @@
 //! - `/set-cookie` (§12.2);
 //! - `/v2/read`: the RLP gateway's Server-Sent Events of protojson batches
 //!   (§17), on the main listener and on an optional gateway listener;
-//! - `/metrics` and `/health` on the admin listener.
+//! - `/metrics` and `/health` on the admin listener; the upstream metrics also
+//!   go to the local agent as v2 envelopes (reference §12.7).
 //!
 //! ```text
 //! dopplers --BatchSubscribe / BatchedReceiver--> per-consumer drop-oldest ring --> WebSocket / SSE writer
@@ -39,6 +40,8 @@
 //! - `gateway`: `/v2/read` query parsing and SSE.
 //! - `cookie`: `/set-cookie`. `agent_event`: the slow-consumer Event envelope.
 //!   `security_log`: the optional CEF request log.
+//! - Own metrics go to the agent every `metric_emitter_interval` through
+//!   [`plumbing::emitter`] ([`metrics::Metrics::agent_description`]).
 //!
 //! ## Dependency rule
 //!
@@ -128,6 +131,17 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: Shutdown) -> Re
             cancel.clone(),
         )
     });
+    if let Some(addr) = &config.agent_addr {
+        tokio::spawn(plumbing::emitter::run(
+            addr.clone(),
+            doppler_tls
+                .clone()
+                .map(|c| (c, plumbing::emitter::AGENT_SERVER_NAME)),
+            config.metric_emitter_interval,
+            metrics.agent_description(),
+            cancel.clone(),
+        ));
+    }
     let security_log = match &config.security_event_log {
         None => None,
         Some(path) => Some(

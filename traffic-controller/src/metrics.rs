@@ -16,10 +16,23 @@
 //! | `doppler_proxy_rejected_connections` | ours | counter: consumers refused at the connection limit |
 //! | `doppler_proxy_security_log_dropped` | ours | counter: CEF lines dropped (writer behind) |
 //! | `doppler_proxy_agent_events_dropped` | ours | counter: slow-consumer Events not delivered to the agent |
+//!
+//! The upstream metrics are also sent to the agent as v2 envelopes
+//! ([`Metrics::agent_description`], [`plumbing::emitter`]): source_id
+//! `traffic_controller`, tags `origin=loggregator.trafficcontroller` and
+//! `metric_version=2.0`; counters `egress{endpoint=firehose}`,
+//! `egress{endpoint=stream}`, `doppler_proxy.slow_consumer`,
+//! `ingress{protocol=grpc}` (delta since the last emission and total), then
+//! gauges `doppler_proxy.firehoses` and `doppler_proxy.app_streams` (unit
+//! `connections`).
 
+use plumbing::emitter::Description;
 use plumbing::metrics::{Counter, Gauge, Registry};
 
 use crate::upstream::fanin::UpstreamStats;
+
+/// Origin tag of the own-metric envelopes sent to the agent.
+pub const ORIGIN: &str = "loggregator.trafficcontroller";
 
 /// Handles to every metric of one traffic controller.
 #[derive(Clone, Debug)]
@@ -133,6 +146,38 @@ impl Metrics {
                 &[],
             ),
         }
+    }
+
+    /// What goes to the agent (upstream names and tags), in batch order.
+    pub fn agent_description(&self) -> Description {
+        Description::new(crate::agent_event::SOURCE_ID, ORIGIN)
+            .tag("metric_version", "2.0")
+            .counter(
+                "egress",
+                &[("endpoint", "firehose")],
+                self.egress_firehose.clone(),
+            )
+            .counter(
+                "egress",
+                &[("endpoint", "stream")],
+                self.egress_stream.clone(),
+            )
+            .counter(
+                "doppler_proxy.slow_consumer",
+                &[],
+                self.slow_consumer.clone(),
+            )
+            .counter("ingress", &[("protocol", "grpc")], self.ingress.clone())
+            .gauge(
+                "doppler_proxy.firehoses",
+                "connections",
+                self.firehoses.clone(),
+            )
+            .gauge(
+                "doppler_proxy.app_streams",
+                "connections",
+                self.app_streams.clone(),
+            )
     }
 
     pub(crate) fn upstream(&self) -> UpstreamStats {
