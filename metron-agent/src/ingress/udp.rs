@@ -9,6 +9,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use plumbing::ring::Ring;
 use plumbing::shutdown::Shutdown;
+use plumbing::turns::Turns;
 use tokio::net::UdpSocket;
 
 use crate::metrics::Metrics;
@@ -27,6 +28,7 @@ pub async fn run(socket: UdpSocket, ring: Arc<Ring<Bytes>>, metrics: Metrics, sh
     }
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut arena = BytesMut::with_capacity(256 * 1024);
+    let mut turns = Turns::on_pressure();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
@@ -60,8 +62,6 @@ pub async fn run(socket: UdpSocket, ring: Arc<Ring<Bytes>>, metrics: Metrics, sh
         metrics.ingress_v1.add(read);
         // Fairness: let the v1 egress task run when the ring fills up (the
         // kernel buffer absorbs the datagrams meanwhile). Never waits.
-        if ring.len() > ring.capacity() / 2 {
-            tokio::task::yield_now().await;
-        }
+        turns.handled(read as usize, &ring).await;
     }
 }
