@@ -1,6 +1,8 @@
 //! Every doppler RPC over mTLS with real tonic clients.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+#[path = "support/fake_agent.rs"]
+mod fake_agent;
 #[path = "support/doppler_harness.rs"]
 mod harness;
 
@@ -10,6 +12,7 @@ use envelope_proto::loggregator_v2::{EgressRequest, EnvelopeBatch};
 use envelope_proto::plumbing_v1::{
     ContainerMetricsRequest, RecentLogsRequest, SubscriptionRequest,
 };
+use fake_agent::FakeAgent;
 use harness::*;
 use prost::Message;
 
@@ -294,51 +297,9 @@ async fn recent_logs_cache_evicts_least_recently_used_app() {
 
 #[tokio::test]
 async fn own_metrics_are_sent_to_the_agent() {
-    use envelope_proto::loggregator_v2::ingress_server::{Ingress, IngressServer};
-    use envelope_proto::loggregator_v2::{BatchSenderResponse, IngressResponse, SendResponse};
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct FakeAgent(Arc<Mutex<Vec<envelope_proto::loggregator_v2::Envelope>>>);
-    #[tonic::async_trait]
-    impl Ingress for FakeAgent {
-        async fn sender(
-            &self,
-            _r: tonic::Request<tonic::Streaming<envelope_proto::loggregator_v2::Envelope>>,
-        ) -> Result<tonic::Response<IngressResponse>, tonic::Status> {
-            Err(tonic::Status::unimplemented(""))
-        }
-        async fn batch_sender(
-            &self,
-            _r: tonic::Request<tonic::Streaming<EnvelopeBatch>>,
-        ) -> Result<tonic::Response<BatchSenderResponse>, tonic::Status> {
-            Err(tonic::Status::unimplemented(""))
-        }
-        async fn send(
-            &self,
-            r: tonic::Request<EnvelopeBatch>,
-        ) -> Result<tonic::Response<SendResponse>, tonic::Status> {
-            self.0.lock().unwrap().extend(r.into_inner().batch);
-            Ok(tonic::Response::new(SendResponse {}))
-        }
-    }
-
     let dir = tempfile::tempdir().unwrap();
     let pki = plumbing::tls::dev::DevPki::generate(dir.path()).unwrap();
-    let agent = FakeAgent::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let agent_addr = listener.local_addr().unwrap();
-    let server_tls = plumbing::tls::server_config(&pki.files("metron")).unwrap();
-    let a = agent.clone();
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(IngressServer::new(a))
-            .serve_with_incoming(plumbing::tls::grpc::serve_incoming(
-                listener,
-                Some(server_tls),
-            ))
-            .await
-    });
+    let (agent, agent_addr) = FakeAgent::start(&pki).await;
     let files = pki.files("doppler");
     let d = start_with(|c| {
         // doppler's own identity from the same CA as the fake agent
@@ -356,7 +317,7 @@ async fn own_metrics_are_sent_to_the_agent() {
     .await;
     eventually(
         || {
-            agent.0.lock().unwrap().iter().any(|e| {
+            agent.envelopes().iter().any(|e| {
                 matches!(&e.message,
                     Some(envelope_proto::loggregator_v2::envelope::Message::Counter(c)) if c.name == "dropped")
             })
@@ -364,7 +325,7 @@ async fn own_metrics_are_sent_to_the_agent() {
         "own metrics at the agent",
     )
     .await;
-    let got = agent.0.lock().unwrap().clone();
+    let got = agent.envelopes();
     let names: std::collections::BTreeSet<String> = got
         .iter()
         .filter_map(|e| match &e.message {

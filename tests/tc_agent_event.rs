@@ -2,48 +2,19 @@
 //! Event envelope of reference §12.6, over mutual TLS (server name `metron`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/fake_agent.rs"]
+mod fake_agent;
 #[path = "support/tc_cluster.rs"]
 mod tc_cluster;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use envelope_proto::loggregator_v2::ingress_server::{Ingress, IngressServer};
-use envelope_proto::loggregator_v2::{
-    BatchSenderResponse, Envelope, EnvelopeBatch, IngressResponse, SendResponse, envelope,
-};
+use envelope_proto::loggregator_v2::envelope;
+use fake_agent::FakeAgent;
 use tc_cluster::*;
 use tokio::net::TcpListener;
 
 const APP: &str = "11111111-2222-3333-4444-555555555555";
-
-#[derive(Clone, Default)]
-struct FakeAgent {
-    got: Arc<Mutex<Vec<Envelope>>>,
-}
-
-#[tonic::async_trait]
-impl Ingress for FakeAgent {
-    async fn sender(
-        &self,
-        _r: tonic::Request<tonic::Streaming<Envelope>>,
-    ) -> Result<tonic::Response<IngressResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("test agent"))
-    }
-    async fn batch_sender(
-        &self,
-        _r: tonic::Request<tonic::Streaming<EnvelopeBatch>>,
-    ) -> Result<tonic::Response<BatchSenderResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("test agent"))
-    }
-    async fn send(
-        &self,
-        r: tonic::Request<EnvelopeBatch>,
-    ) -> Result<tonic::Response<SendResponse>, tonic::Status> {
-        self.got.lock().unwrap().extend(r.into_inner().batch);
-        Ok(tonic::Response::new(SendResponse {}))
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slow_consumer_event_reaches_the_agent() {
@@ -57,14 +28,7 @@ async fn slow_consumer_event_reaches_the_agent() {
         config.agent_addr = Some(agent_addr.to_string());
     })
     .await;
-    let agent = FakeAgent::default();
-    let tls = plumbing::tls::server_config(&c.pki.files("metron")).unwrap();
-    let incoming = plumbing::tls::grpc::serve_incoming(agent_listener, Some(tls));
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(IngressServer::new(agent.clone()))
-            .serve_with_incoming(incoming),
-    );
+    let agent = FakeAgent::serve(agent_listener, &c.pki);
 
     let stalled = c.ws_small_buffer("/firehose/stalled").await;
     c.wait_subscriptions(1).await;
@@ -81,12 +45,8 @@ async fn slow_consumer_event_reaches_the_agent() {
     }
     assert_eq!(c.tc_counter("doppler_proxy_slow_consumer", &[]), 1);
     let local = stalled.get_ref().local_addr().unwrap();
-    eventually(
-        || !agent.got.lock().unwrap().is_empty(),
-        "event at the agent",
-    )
-    .await;
-    let env = agent.got.lock().unwrap()[0].clone();
+    eventually(|| !agent.envelopes().is_empty(), "event at the agent").await;
+    let env = agent.envelopes()[0].clone();
     assert_eq!(env.source_id, "traffic_controller");
     let Some(envelope::Message::Event(ev)) = env.message else {
         panic!("not an event: {env:?}")

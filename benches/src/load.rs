@@ -9,7 +9,7 @@
 use crate::profile::{Templates, patch_timestamp};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 
 /// What the generator achieved.
@@ -49,13 +49,6 @@ pub struct LoadSpec {
     pub duration: Duration,
     /// Envelopes per batch (gRPC) or per scheduling step (UDP).
     pub batch: usize,
-}
-
-/// Current wall-clock time in Unix nanoseconds.
-pub fn unix_nanos(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
 }
 
 /// Runs the generator to completion.
@@ -124,7 +117,7 @@ where
         while k * step < total && Duration::from_nanos(k * interval_ns) <= now {
             let n = step.min(total - k * step) as usize;
             let scheduled = wall0 + Duration::from_nanos(k * interval_ns);
-            let handed = emit(n, unix_nanos(scheduled)).min(n);
+            let handed = emit(n, envelope_proto::timestamp::of(scheduled)).min(n);
             report.sent += handed as u64;
             report.not_sent += (n - handed) as u64;
             k += 1;

@@ -5,7 +5,6 @@
 //! Three consumer protocols: v2 gRPC `Egress/BatchedReceiver`, the v1 WebSocket firehose
 //! (`/firehose/{id}` on a traffic controller) and the RLP gateway's `/v2/read` SSE stream.
 
-use crate::load::unix_nanos;
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use hdrhistogram::Histogram;
@@ -13,7 +12,7 @@ use parking_lot::Mutex;
 use prost::Message as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// Most WebSocket messages classified before they are recorded.
 const WS_RECORD_BATCH: usize = 256;
@@ -76,7 +75,7 @@ enum Seen {
 
 /// Records a batch of observations with one lock and one clock read.
 fn record(stats: &SubStats, seen: impl Iterator<Item = Seen>) {
-    let now = unix_nanos(SystemTime::now());
+    let now = envelope_proto::timestamp::now();
     let mut hist = stats.latency_us.lock();
     for s in seen {
         match s {

@@ -22,7 +22,6 @@ pub mod warning;
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use envelope_proto::events::envelope::EventType;
@@ -209,13 +208,6 @@ impl EgressService {
     }
 }
 
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 /// Cached entries as marshalled v1 envelopes of `want` type (v2 entries are
 /// converted here, at read time).
 fn to_v1_payloads(entries: Vec<Stored>, want: EventType) -> Vec<Bytes> {
@@ -285,7 +277,10 @@ impl Doppler for EgressService {
         request: Request<ContainerMetricsRequest>,
     ) -> Result<Response<ContainerMetricsResponse>, Status> {
         let app = request.into_inner().app_id;
-        let entries = self.cache.lock().container_metrics(&app, now_ns());
+        let entries = self
+            .cache
+            .lock()
+            .container_metrics(&app, envelope_proto::timestamp::now());
         Ok(Response::new(ContainerMetricsResponse {
             payload: to_v1_payloads(entries, EventType::ContainerMetric),
         }))

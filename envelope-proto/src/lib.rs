@@ -16,6 +16,7 @@
 //! - [`convert`]: v2 to v1 (`ToV1`), v1 to v2 (`ToV2`), RLP tag convergence.
 //! - [`gofmt`]: Go's float formatting (`strconv.FormatFloat`).
 //! - [`json`]: the RLP gateway's protojson rendering of v2 envelopes.
+//! - [`timestamp`]: envelope timestamps (Unix nanoseconds) from the clock.
 //! - [`view`]: zero-copy routing view of an encoded v2 envelope, and `crc64`.
 //! - [`batch`]: split and build encoded `EnvelopeBatch`es without re-encoding.
 //! - [`codec`]: `RawCodec`, a tonic codec carrying messages as raw bytes.
@@ -51,6 +52,7 @@ pub mod view;
 pub mod convert;
 pub mod gofmt;
 pub mod json;
+pub mod timestamp;
 pub mod uuid;
 pub mod v1;
 pub mod v2;

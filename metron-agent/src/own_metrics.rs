@@ -5,7 +5,7 @@
 //! current value. They are tagged like every other v2 envelope.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use envelope_proto::loggregator_v2::{Counter, Envelope, Gauge, GaugeValue, envelope::Message};
@@ -76,9 +76,7 @@ pub async fn run(
             () = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        let now = envelope_proto::timestamp::now();
         let base = |tags: &[(&str, &str)]| Envelope {
             timestamp: now,
             source_id: source_id.clone(),

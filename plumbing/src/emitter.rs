@@ -19,7 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use envelope_proto::loggregator_v2::{
     Counter as CounterMessage, Envelope, EnvelopeBatch, Gauge as GaugeMessage, GaugeValue,
@@ -204,7 +204,7 @@ pub async fn run(
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let batch = snapshots.next_batch(now_nanos());
+        let batch = snapshots.next_batch(envelope_proto::timestamp::now());
         tokio::select! {
             _ = cancel.cancelled() => return,
             r = tokio::time::timeout(limit, client.send(batch)) => match r {
@@ -214,13 +214,6 @@ pub async fn run(
             },
         }
     }
-}
-
-fn now_nanos() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use bytes::Bytes;
@@ -157,13 +157,6 @@ fn parse_timestamp(s: &str) -> Result<i64, String> {
         })
 }
 
-fn now_nanos() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
-}
-
 /// Runs `loggregator emit`.
 pub(crate) async fn main(args: Args) -> anyhow::Result<()> {
     if args.udp && !args.event.is_empty() {
@@ -245,7 +238,9 @@ fn log_envelope(args: &Args, payload: Bytes) -> v2::Envelope {
     let mut tags = tags(args);
     tags.insert("source_type".to_owned(), args.source_type.clone());
     v2::Envelope {
-        timestamp: args.timestamp.unwrap_or_else(now_nanos),
+        timestamp: args
+            .timestamp
+            .unwrap_or_else(envelope_proto::timestamp::now),
         source_id: args.source_id.clone(),
         instance_id: args.instance.clone(),
         tags,
@@ -262,7 +257,9 @@ fn log_envelope(args: &Args, payload: Bytes) -> v2::Envelope {
 }
 
 fn metric_envelopes(args: &Args) -> Vec<v2::Envelope> {
-    let timestamp = args.timestamp.unwrap_or_else(now_nanos);
+    let timestamp = args
+        .timestamp
+        .unwrap_or_else(envelope_proto::timestamp::now);
     let envelope = |message| v2::Envelope {
         timestamp,
         source_id: args.source_id.clone(),

@@ -8,7 +8,7 @@
 //! timed out) is counted in `doppler_proxy_agent_events_dropped`.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use envelope_proto::loggregator_v2::ingress_client::IngressClient;
 use envelope_proto::loggregator_v2::{Envelope, EnvelopeBatch, Event, envelope};
@@ -93,10 +93,7 @@ pub(crate) fn slow_consumer_event(remote: &str, forwarded_for: &str, path: &str)
          When Loggregator detects a slow connection, that connection is disconnected to prevent back pressure on the system. \
          This may be due to improperly scaled nozzles, or slow user connections to Loggregator"
     );
-    let timestamp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
+    let timestamp = envelope_proto::timestamp::now();
     Envelope {
         timestamp,
         source_id: SOURCE_ID.to_owned(),

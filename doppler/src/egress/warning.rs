@@ -18,7 +18,7 @@
 //! subscription per second; drops in between accumulate into the next one.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use envelope_proto::convert;
@@ -108,10 +108,7 @@ impl Warnings {
 
     /// The encoded warning envelopes for `delta`/`total` under this target.
     pub fn build(&self, delta: u64, total: u64) -> Vec<Bytes> {
-        let now_ns = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
+        let now_ns = envelope_proto::timestamp::now();
         let text = format!(
             "Log message output is too high. {delta} messages dropped (Total {total} messages dropped) from {ORIGIN} to {}.",
             self.destination

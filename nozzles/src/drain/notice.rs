@@ -4,7 +4,7 @@
 //! stream. Queued in a bounded drop-newest queue; a sender task batches them.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use envelope_proto::loggregator_v2::{
     Envelope, EnvelopeBatch, Log, envelope, ingress_client::IngressClient, log,
@@ -19,9 +19,7 @@ pub const QUEUE_CAPACITY: usize = 1000;
 
 /// Builds the notice envelope for `app_id` with `text`.
 pub fn notice_envelope(app_id: &str, text: &str) -> Envelope {
-    let ts = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    let ts = envelope_proto::timestamp::now();
     let mut tags = BTreeMap::new();
     tags.insert("source_type".to_owned(), "LGR".to_owned());
     Envelope {

@@ -7,7 +7,7 @@
 //! v1 ContainerMetric), a request counter and a latency gauge.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use envelope_proto::loggregator_v2::{self as v2, envelope::Message};
@@ -68,7 +68,7 @@ impl Emitter {
         rate: u32,
         shutdown: Shutdown,
     ) -> Emitter {
-        let seed = now_nanos().unsigned_abs() | 1;
+        let seed = envelope_proto::timestamp::now().unsigned_abs() | 1;
         Emitter {
             client: v2::ingress_client::IngressClient::new(channel),
             rate: rate.max(1),
@@ -244,16 +244,9 @@ impl Emitter {
     }
 }
 
-fn now_nanos() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
-}
-
 fn envelope(guid: &str, instance: u32, message: Message) -> v2::Envelope {
     v2::Envelope {
-        timestamp: now_nanos(),
+        timestamp: envelope_proto::timestamp::now(),
         source_id: guid.to_owned(),
         instance_id: instance.to_string(),
         message: Some(message),

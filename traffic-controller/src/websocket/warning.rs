@@ -16,8 +16,6 @@
 //! `from <origin>` in the text) tells which hop dropped. Nozzles that watch
 //! the counter by name see both.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use bytes::Bytes;
 use envelope_proto::events::{
     CounterEvent, Envelope, LogMessage, envelope::EventType, log_message::MessageType,
@@ -71,7 +69,7 @@ impl Warning {
     /// Records `delta` lost envelopes and returns the encoded notices to send.
     pub(crate) fn notices(&mut self, delta: u64) -> Vec<Bytes> {
         self.total = self.total.saturating_add(delta);
-        let now = now_nanos();
+        let now = envelope_proto::timestamp::now();
         let mut out = Vec::with_capacity(2);
         let log_app = match &self.admits {
             Admits::Everything | Admits::Logs => Some("system"),
@@ -115,13 +113,6 @@ impl Warning {
         }
         out
     }
-}
-
-fn now_nanos() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
