@@ -29,6 +29,10 @@ use table::{FastRng, TagForm};
 
 /// Most envelopes taken from the ingress ring per routing pass.
 pub const ROUTE_BATCH: usize = 256;
+/// Routing passes per turn while the ingress ring is more than half full:
+/// 768 envelopes, still less than a subscription ring (1000 by default) holds,
+/// so a subscriber that had drained its ring before the turn loses nothing.
+const BURST_PASSES: usize = 3;
 /// How often idle apps are evicted from the cache.
 const EVICT_EVERY: Duration = Duration::from_secs(1);
 /// Minimum time between two ingress drop log lines.
@@ -58,6 +62,7 @@ impl Router {
         let mut last_evict = Instant::now();
         let mut last_drop_log: Option<Instant> = None;
         let mut unlogged_drops = 0u64;
+        let mut passes = 0usize;
         loop {
             if self.ingress.is_empty() {
                 tokio::select! {
@@ -116,8 +121,14 @@ impl Router {
                 break;
             }
             // Let subscription streams (and everything else on this worker)
-            // run between routing passes.
-            tokio::task::yield_now().await;
+            // run between routing passes; while the ingress ring is more than
+            // half full, route up to BURST_PASSES passes per turn first (the
+            // ingress streams each take a turn of their own between ours).
+            passes += 1;
+            if passes >= BURST_PASSES || self.ingress.len() * 2 < self.ingress.capacity() {
+                passes = 0;
+                tokio::task::yield_now().await;
+            }
         }
         self.registry.close_all();
     }
