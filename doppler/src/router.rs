@@ -29,7 +29,7 @@ use table::{FastRng, TagForm};
 
 /// Most envelopes taken from the ingress ring per routing pass.
 pub const ROUTE_BATCH: usize = 256;
-/// Routing passes per turn while the ingress ring is more than half full:
+/// Routing passes per turn while the ingress ring is at least half full:
 /// 768 envelopes, still less than a subscription ring (1000 by default) holds,
 /// so a subscriber that had drained its ring before the turn loses nothing.
 const BURST_PASSES: usize = 3;
@@ -121,11 +121,11 @@ impl Router {
                 break;
             }
             // Let subscription streams (and everything else on this worker)
-            // run between routing passes; while the ingress ring is more than
+            // run between routing passes; while the ingress ring is at least
             // half full, route up to BURST_PASSES passes per turn first (the
             // ingress streams each take a turn of their own between ours).
             passes += 1;
-            if passes >= BURST_PASSES || self.ingress.len() * 2 < self.ingress.capacity() {
+            if passes >= BURST_PASSES || !self.ingress.is_half_full() {
                 passes = 0;
                 tokio::task::yield_now().await;
             }

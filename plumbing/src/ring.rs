@@ -121,6 +121,13 @@ impl<T> Ring<T> {
     pub fn capacity(&self) -> usize {
         self.queue.capacity()
     }
+
+    /// Whether at least half the capacity is in use: the point where the
+    /// ring's producers and its reader change how they share the CPU
+    /// ([`crate::turns`], doppler's router).
+    pub fn is_half_full(&self) -> bool {
+        self.len() * 2 >= self.capacity()
+    }
 }
 
 #[cfg(test)]

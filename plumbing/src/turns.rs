@@ -36,7 +36,7 @@ impl Turns {
     /// or when `ring` is at least half full.
     pub async fn handled<T>(&mut self, n: usize, ring: &Ring<T>) {
         self.handled = self.handled.saturating_add(n);
-        if self.handled >= self.every || ring.len() * 2 >= ring.capacity() {
+        if self.handled >= self.every || ring.is_half_full() {
             self.handled = 0;
             tokio::task::yield_now().await;
         }

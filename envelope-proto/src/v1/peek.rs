@@ -1,7 +1,7 @@
 //! A few fields of a v1 envelope read straight from the wire, without
-//! decoding it: for consumers that only classify envelopes (recent-logs
-//! filtering by event type, the benchmark's subscribers counting load
-//! envelopes and rate-control warnings).
+//! decoding it: for consumers that only classify envelopes (the benchmark's
+//! WebSocket subscribers count load envelopes and rate-control warnings with
+//! it).
 //!
 //! [`peek`] walks the envelope's top-level fields once, and the `LogMessage`
 //! or `CounterEvent` body only for the two fields it reports. It allocates
