@@ -158,6 +158,7 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
     if let Err(e) = logline::init_tracing(&args.log_level) {
         tracing::debug!(error = %e, "tracing subscriber not installed");
     }
+    plumbing::rlimit::raise_nofile_for(1024);
     if config.use_rfc3339 {
         logline::set_format(logline::Format::Rfc3339Nanos);
     }

@@ -159,6 +159,7 @@ impl Args {
 /// until SIGTERM / Ctrl-C.
 pub async fn main(args: Args) -> anyhow::Result<()> {
     let _ = plumbing::logline::init_tracing(&args.log_level);
+    plumbing::rlimit::raise_nofile_for(1024);
     startup("starting loggregator-agent");
     let config = args.load()?;
     let listeners = Listeners::bind(&config).await?;

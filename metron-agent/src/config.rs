@@ -78,20 +78,42 @@ pub struct RawConfig {
     pub shutdown_grace: Option<String>,
 }
 
-macro_rules! merge_fields {
-    ($self:ident, $other:ident; $($f:ident),*) => {
-        $( if $other.$f.is_some() { $self.$f = $other.$f; } )*
-    };
-}
-
 impl RawConfig {
     /// Overlays every setting present in `other`.
     pub fn merge(&mut self, other: RawConfig) {
-        merge_fields!(self, other; udp_addr, disable_udp, grpc_addr, admin_addr, ca_file,
-            cert_file, key_file, cipher_suites, insecure_plaintext, router_addr, router_addr_with_az, deployment,
-            job, index, ip, tags, logs_disabled, ingress_buffer_size, batch_size, v1_streams,
-            v2_streams, recycle_after_writes, metrics_interval, metric_source_id,
-            resolve_interval, drop_log_interval, shutdown_grace);
+        *self = plumbing::overlay!(
+            std::mem::take(self),
+            other,
+            RawConfig {
+                udp_addr,
+                disable_udp,
+                grpc_addr,
+                admin_addr,
+                ca_file,
+                cert_file,
+                key_file,
+                cipher_suites,
+                insecure_plaintext,
+                router_addr,
+                router_addr_with_az,
+                deployment,
+                job,
+                index,
+                ip,
+                tags,
+                logs_disabled,
+                ingress_buffer_size,
+                batch_size,
+                v1_streams,
+                v2_streams,
+                recycle_after_writes,
+                metrics_interval,
+                metric_source_id,
+                resolve_interval,
+                drop_log_interval,
+                shutdown_grace
+            }
+        );
     }
 
     /// Parses a TOML file's text.

@@ -25,6 +25,7 @@ where
     if let Err(e) = plumbing::logline::init_tracing(log_level) {
         tracing::debug!(error = %e, "tracing subscriber not installed");
     }
+    plumbing::rlimit::raise_nofile_for(1024);
     let config = config()?;
     let admin = tokio::net::TcpListener::bind(admin_addr)
         .await

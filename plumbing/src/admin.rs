@@ -1,69 +1,54 @@
 //! Admin HTTP listener: `GET /metrics` (Prometheus text 0.0.4) and `GET /health` (`ok`).
 //!
-//! Plain HTTP/1.1 on a listener the caller bound (tests bind `127.0.0.1:0`). Any other path is
+//! Plain HTTP/1.1 ([`crate::listen`]: connection cap, header deadline) on a listener the caller
+//! bound (tests bind `127.0.0.1:0`). Any other path is
 //! 404, any other method on those paths 405. Stops accepting when the [`Shutdown`] triggers and
 //! lets in-flight requests finish.
 
-use std::convert::Infallible;
+#[cfg(test)]
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use crate::listen::{self, Gate, Limits};
 use crate::metrics::Registry;
 use crate::shutdown::Shutdown;
 
 /// Content type of the Prometheus text exposition format.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// Concurrent admin connections (every one counts as pending: the endpoint has no auth).
+pub const MAX_CONNECTIONS: usize = 64;
+
 /// Serves `/metrics` and `/health` on `listener` until `shutdown` triggers.
 ///
-/// Connection tasks are tracked by `shutdown`'s tracker. Accept errors (e.g. out of file
-/// descriptors) are logged and retried after a short pause; they never end the server.
+/// Served by [`crate::listen::serve`] under the listener name `admin`: at most
+/// [`MAX_CONNECTIONS`] connections, the default header deadline. Connection tasks are tracked
+/// by `shutdown`'s tracker. Accept errors (e.g. out of file descriptors) are logged and retried
+/// after a short pause; they never end the server.
 pub async fn serve(listener: TcpListener, registry: Registry, shutdown: Shutdown) {
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            r = listener.accept() => r,
-        };
-        let (stream, peer) = match accepted {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "admin listener accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    let limits = Limits {
+        max_pending: MAX_CONNECTIONS,
+        ..Limits::default()
+    };
+    let gate = Gate::new("admin", limits, &registry);
+    let handler = move |req: Request<Incoming>, _conn| {
         let registry = registry.clone();
-        let sd = shutdown.clone();
-        shutdown.spawn(async move {
-            let service = service_fn(move |req| {
-                let registry = registry.clone();
-                async move { Ok::<_, Infallible>(handle(&req, &registry)) }
-            });
-            let conn = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(%peer, error = %e, "admin connection error");
-                    }
-                }
-                _ = sd.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
-                }
-            }
-        });
-    }
+        async move { handle(&req, &registry) }
+    };
+    listen::serve(
+        listener,
+        None,
+        gate,
+        shutdown.token().clone(),
+        shutdown.tracker().clone(),
+        handler,
+    )
+    .await;
 }
 
 fn handle(req: &Request<Incoming>, registry: &Registry) -> Response<Full<Bytes>> {
@@ -133,7 +118,12 @@ mod tests {
             resp.contains("content-type: text/plain; version=0.0.4; charset=utf-8\r\n"),
             "{resp}"
         );
-        assert!(resp.ends_with("\r\n\r\n# HELP ingress Received.\n# TYPE ingress counter\ningress{protocol=\"grpc\"} 12\n"), "{resp}");
+        assert!(resp.contains("\n# HELP ingress Received.\n# TYPE ingress counter\ningress{protocol=\"grpc\"} 12\n"), "{resp}");
+        // The admin listener counts its own connections: this one is pending while it is served.
+        assert!(
+            resp.contains("\nhttp_connections_pending{listener=\"admin\"} 1\n"),
+            "{resp}"
+        );
 
         let resp = get(
             addr,

@@ -465,6 +465,29 @@ impl EnvReader {
     }
 }
 
+/// Overlays one raw configuration on another: every field set (`Some`) in `$over` replaces the
+/// one in `$base`. Written as an exhaustive destructuring of `$over`, so a field added to the
+/// struct but not listed here is a compile error rather than a setting silently ignored when it
+/// comes from one source (flags, environment, file) and not another.
+///
+/// ```
+/// #[derive(Debug, Default, PartialEq)]
+/// struct Raw { a: Option<u8>, b: Option<String> }
+/// let file = Raw { a: Some(1), b: Some("file".into()) };
+/// let flags = Raw { a: None, b: Some("flag".into()) };
+/// let merged = plumbing::overlay!(file, flags, Raw { a, b });
+/// assert_eq!(merged, Raw { a: Some(1), b: Some("flag".into()) });
+/// ```
+#[macro_export]
+macro_rules! overlay {
+    ($base:expr, $over:expr, $ty:ident { $($f:ident),* $(,)? }) => {{
+        let $ty { $($f),* } = $over;
+        let mut base = $base;
+        $( if $f.is_some() { base.$f = $f; } )*
+        base
+    }};
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

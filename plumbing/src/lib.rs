@@ -22,11 +22,15 @@
 //! - [`dial`]: outbound TCP with `TCP_NODELAY` that refuses self-connections.
 //! - [`metrics`]: a registry passed in (never global) of counters and gauges, rendered as
 //!   Prometheus text.
-//! - [`admin`]: the admin HTTP listener serving `/metrics` and `/health`.
+//! - [`listen`]: HTTP/1.1 serving for every listener strangers can reach: a cap on pending (not
+//!   yet authenticated) connections, TLS-handshake, header and body deadlines.
+//! - [`admin`]: the admin HTTP listener serving `/metrics` and `/health` (through [`listen`]).
+//! - [`limited_log`]: one log line per cause per interval, with the count of those left out.
 //! - [`emitter`]: a component's own metrics pushed to the local agent as v2 envelopes every
 //!   interval ([`emitter::Description`] says what, [`emitter::run`] sends it).
 //! - [`shutdown`]: [`shutdown::Shutdown`], a cancellation signal plus a task tracker, SIGTERM /
 //!   Ctrl-C handling and a grace-period drain.
+//! - [`rlimit`]: the soft open-file limit raised to the hard one at start-up, as Go does.
 //! - [`backoff`]: capped exponential backoff with jitter.
 //! - [`env`]: upstream environment-variable parsing rules (empty means unset, Go durations, ...).
 //! - [`logline`]: upstream-style startup lines on stderr and the `tracing` subscriber setup.
@@ -42,10 +46,13 @@ pub mod batch;
 pub mod dial;
 pub mod emitter;
 pub mod env;
+pub mod limited_log;
+pub mod listen;
 pub mod logline;
 pub mod metrics;
 pub mod queue;
 pub mod ring;
+pub mod rlimit;
 pub mod shutdown;
 mod signal;
 pub mod tls;

@@ -322,3 +322,74 @@ fn invalid_endpoints_are_errors() {
     .expect_err("bad server name");
     assert_eq!(err.to_string(), "invalid TLS server name \"bad name!\"");
 }
+
+#[tokio::test]
+async fn non_grpc_content_types_are_refused_with_415_as_grpc_go_does() {
+    let server = start(None, Duration::from_secs(5)).await;
+    let tcp = TcpStream::connect(server.addr).await.expect("connect");
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(conn);
+    for content_type in [Some("application/json"), Some("text/html"), None] {
+        let mut req = http::Request::post(format!(
+            "http://{}/loggregator.v2.Ingress/Send",
+            server.addr
+        ));
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let body = http_body_util::Full::new(bytes::Bytes::from_static(b"{\"batch\":[]}"));
+        let resp = send
+            .send_request(req.body(body).expect("request"))
+            .await
+            .expect("answer");
+        assert_eq!(resp.status(), 415, "{content_type:?}");
+        assert_eq!(resp.headers()["content-type"], "application/grpc");
+        assert_eq!(resp.headers()["grpc-status"], "3");
+        assert_eq!(
+            resp.headers()["grpc-message"],
+            format!(
+                "invalid gRPC request content-type {:?}",
+                content_type.unwrap_or("")
+            )
+            .as_str()
+        );
+    }
+    assert!(
+        server.recorder.seen.lock().is_empty(),
+        "no service saw them"
+    );
+    // The same connection still serves real gRPC.
+    let channel = grpc::channel(&server.addr.to_string(), None).expect("channel");
+    IngressClient::new(channel)
+        .send(batch(&["after"]))
+        .await
+        .expect("grpc call");
+    assert_eq!(*server.recorder.seen.lock(), vec!["after".to_owned()]);
+    stop(server).await;
+}
+
+#[test]
+fn grpc_content_types() {
+    for ok in [
+        "application/grpc",
+        "application/grpc+proto",
+        "application/grpc;charset=utf-8",
+        "Application/GRPC",
+    ] {
+        assert!(grpc::is_grpc_content_type(ok.as_bytes()), "{ok}");
+    }
+    for bad in [
+        "",
+        "application/json",
+        "application/grpcx",
+        "application/grp",
+        "text/html",
+    ] {
+        assert!(!grpc::is_grpc_content_type(bad.as_bytes()), "{bad}");
+    }
+}

@@ -4,7 +4,10 @@
 //! development, upstream `TRAFFIC_CONTROLLER_DISABLE_ACCESS_CONTROL=true`);
 //! [`AuthMode::Uaa`] checks admin access with UAA `POST /check_token` and app
 //! access with Cloud Controller `GET /internal/v4/log_access/{guid}`. Positive
-//! answers are cached for a short TTL in a bounded cache.
+//! answers are cached for a short TTL in a bounded cache, never past the
+//! token's own expiry (UAA's `exp`, or the JWT's). Failures to reach UAA or
+//! Cloud Controller are logged at most once per cause every 10 s, with the
+//! count of those left out, so anonymous requests cannot flood the log.
 
 mod cache;
 pub(crate) mod token;
@@ -15,6 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::Full;
+use plumbing::limited_log::Limiter;
 
 use crate::config::UaaAuth;
 use crate::http_client::{HttpClient, tls_config};
@@ -75,10 +79,14 @@ struct UaaAuthorizer {
     scopes: TtlCache<String, Arc<Vec<String>>>,
     /// (bare token, app guid) -> allowed.
     apps: TtlCache<(String, String), ()>,
+    /// Failures to reach UAA / CC: one line per cause every 10 s.
+    log: Limiter,
 }
 
 const CACHE_CAPACITY: usize = 10_000;
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
+/// At most one log line per cause this often.
+const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 impl Authorizer {
     /// Builds the authoriser for `mode` (loads CA and client certificates).
@@ -104,6 +112,7 @@ impl Authorizer {
                 cc: HttpClient::new(cc_tls, settings.cc_server_name.clone(), UPSTREAM_TIMEOUT),
                 scopes: TtlCache::new(settings.cache_ttl, CACHE_CAPACITY),
                 apps: TtlCache::new(settings.cache_ttl, CACHE_CAPACITY),
+                log: Limiter::new(LOG_INTERVAL),
                 settings: settings.clone(),
             })),
         })
@@ -178,6 +187,7 @@ impl UaaAuthorizer {
         if let Some(s) = self.scopes.get(&bare.to_owned()) {
             return Ok(s);
         }
+        let jwt_exp = unexpired(bare)?;
         let body = format!("token={}", form_escape(bare));
         let url = format!(
             "{}/check_token",
@@ -195,7 +205,10 @@ impl UaaAuthorizer {
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| Denial::Upstream(e.to_string()))?;
         let resp = self.uaa.send(req).await.map_err(|e| {
-            tracing::warn!(error = %e, "UAA check_token failed");
+            self.log.warn(
+                "uaa",
+                |suppressed| tracing::warn!(error = %e, suppressed, "UAA check_token failed"),
+            );
             Denial::Upstream(e.to_string())
         })?;
         if resp.status != StatusCode::OK {
@@ -205,11 +218,18 @@ impl UaaAuthorizer {
         struct CheckToken {
             #[serde(default)]
             scope: Vec<String>,
+            /// The token's expiry (Unix seconds), which UAA always reports.
+            exp: Option<f64>,
         }
         let parsed: CheckToken = serde_json::from_slice(&resp.body)
             .map_err(|e| Denial::Upstream(format!("bad check_token answer: {e}")))?;
+        let not_after = match (parsed.exp.and_then(token::unix_seconds), jwt_exp) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let scopes = Arc::new(parsed.scope);
-        self.scopes.insert(bare.to_owned(), scopes.clone());
+        self.scopes
+            .insert(bare.to_owned(), scopes.clone(), not_after);
         Ok(scopes)
     }
 
@@ -218,6 +238,7 @@ impl UaaAuthorizer {
         if self.apps.get(&key).is_some() {
             return Ok(());
         }
+        let not_after = unexpired(bare)?;
         let Some(cc) = &self.settings.cc_url else {
             return Err(Denial::Upstream(
                 "no cloud controller configured".to_owned(),
@@ -227,7 +248,7 @@ impl UaaAuthorizer {
         let status = self.get_with_token(&self.cc, url, bare).await?;
         match status {
             StatusCode::OK => {
-                self.apps.insert(key, ());
+                self.apps.insert(key, (), not_after);
                 Ok(())
             }
             StatusCode::UNAUTHORIZED => Err(Denial::InvalidToken),
@@ -248,7 +269,9 @@ impl UaaAuthorizer {
         );
         match self.get_with_token(&self.cc, url, bare).await? {
             StatusCode::OK => {
-                self.apps.insert((bare.to_owned(), guid.to_owned()), ());
+                let not_after = token::jwt_expiry(bare);
+                self.apps
+                    .insert((bare.to_owned(), guid.to_owned()), (), not_after);
                 Ok(())
             }
             _ => Err(Denial::NotFound),
@@ -270,10 +293,22 @@ impl UaaAuthorizer {
         match client.send(req).await {
             Ok(r) => Ok(r.status),
             Err(e) => {
-                tracing::warn!(error = %e, "cloud controller log access check failed");
+                self.log.warn("cc", |suppressed| {
+                    tracing::warn!(error = %e, suppressed, "cloud controller log access check failed")
+                });
                 Err(Denial::Upstream(e.to_string()))
             }
         }
+    }
+}
+
+/// The token's own expiry if it states one; a token that says it has expired
+/// is refused without asking UAA or Cloud Controller.
+fn unexpired(bare: &str) -> Result<Option<std::time::SystemTime>, Denial> {
+    let exp = token::jwt_expiry(bare);
+    match exp {
+        Some(t) if t <= std::time::SystemTime::now() => Err(Denial::InvalidToken),
+        _ => Ok(exp),
     }
 }
 

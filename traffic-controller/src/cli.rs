@@ -110,6 +110,15 @@ pub struct Args {
     /// Maximum concurrent consumers [default: 2000].
     #[arg(long)]
     pub connection_limit: Option<String>,
+    /// Connections per listener that may be accepted and not yet authenticated (reading headers or a body, waiting for auth, idle keep-alive); beyond it a connection gets 503 at once [default: 256].
+    #[arg(long)]
+    pub max_pending_connections: Option<String>,
+    /// Deadline for a request's headers, also ending idle keep-alive connections [default: 2s].
+    #[arg(long)]
+    pub header_timeout: Option<String>,
+    /// Deadline for a whole request body (/set-cookie) [default: 5s].
+    #[arg(long)]
+    pub body_timeout: Option<String>,
     /// Lifetime of one /v2/read stream [default: 14m; env STREAM_TIMEOUT].
     #[arg(long)]
     pub stream_timeout: Option<String>,
@@ -168,6 +177,9 @@ impl Args {
             heartbeat_interval: self.heartbeat_interval.clone(),
             recent_timeout: self.recent_timeout.clone(),
             metric_emitter_interval: self.metric_emitter_interval.clone(),
+            max_pending_connections: self.max_pending_connections.clone(),
+            header_timeout: self.header_timeout.clone(),
+            body_timeout: self.body_timeout.clone(),
             grace: self.grace.clone(),
         }
     }
@@ -192,6 +204,12 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
         .validate()
         .map_err(|e| anyhow::anyhow!("Unable to load config: {e}"))?;
     plumbing::logline::startup("Startup: Setting up the loggregator traffic controller");
+    // Consumers plus pending connections on each of the two external listeners, plus the
+    // doppler connections and the admin endpoint.
+    let pending = config.listen.max_pending as u64;
+    plumbing::rlimit::raise_nofile_for(
+        config.connection_limit as u64 + 2 * pending + plumbing::admin::MAX_CONNECTIONS as u64 + 64,
+    );
 
     let ws = TcpListener::bind(&config.bind.ws)
         .await

@@ -126,6 +126,11 @@ pub struct Config {
     pub keepalive: Duration,
     /// Maximum concurrent consumers (WebSocket and `/v2/read`).
     pub connection_limit: usize,
+    /// Limits and deadlines of each external listener: pending (not yet
+    /// authenticated) connections, TLS handshake, header and body deadlines.
+    /// A listener holds at most `listen.max_pending + connection_limit` client
+    /// connections.
+    pub listen: plumbing::listen::Limits,
     /// Maximum lifetime of one `/v2/read` stream (`STREAM_TIMEOUT`).
     pub stream_timeout: Duration,
     /// Idle time after which `/v2/read` sends a heartbeat event.
@@ -167,6 +172,10 @@ impl Config {
             slow_consumer_timeout: Duration::from_secs(5),
             keepalive: Duration::from_secs(30),
             connection_limit: DEFAULT_CONNECTION_LIMIT,
+            listen: plumbing::listen::Limits {
+                grace: Duration::from_secs(1),
+                ..plumbing::listen::Limits::default()
+            },
             stream_timeout: Duration::from_secs(14 * 60),
             heartbeat_interval: Duration::from_secs(15),
             recent_timeout: Duration::from_secs(5),
@@ -298,59 +307,64 @@ pub struct RawConfig {
     pub recent_timeout: Option<String>,
     /// Interval of own metrics sent to the agent (Go duration; `0s` = never).
     pub metric_emitter_interval: Option<String>,
+    /// Pending (not yet authenticated) connections per listener.
+    pub max_pending_connections: Option<String>,
+    /// Request-header deadline (Go duration).
+    pub header_timeout: Option<String>,
+    /// Request-body deadline (Go duration).
+    pub body_timeout: Option<String>,
     /// Shutdown grace period (Go duration).
     pub grace: Option<String>,
 }
 
-macro_rules! merge_fields {
-    ($dst:ident, $src:ident, $($f:ident),* $(,)?) => {
-        $( if $src.$f.is_some() { $dst.$f = $src.$f; } )*
-    };
-}
-
 impl RawConfig {
     /// Values set in `over` replace those in `self`.
-    pub fn overlay(mut self, over: RawConfig) -> RawConfig {
-        merge_fields!(
+    pub fn overlay(self, over: RawConfig) -> RawConfig {
+        plumbing::overlay!(
             self,
             over,
-            ws_addr,
-            gateway_addr,
-            admin_addr,
-            cert_file,
-            key_file,
-            auth,
-            system_domain,
-            ip,
-            uaa_url,
-            uaa_client,
-            uaa_client_secret,
-            uaa_ca_file,
-            skip_cert_verify,
-            cc_url,
-            cc_external_url,
-            cc_ca_file,
-            cc_cert_file,
-            cc_key_file,
-            cc_server_name,
-            auth_cache_ttl,
-            doppler_addrs,
-            doppler_ca_file,
-            doppler_cert_file,
-            doppler_key_file,
-            doppler_resolve_interval,
-            agent_addr,
-            buffer_size,
-            slow_consumer_timeout,
-            keepalive,
-            connection_limit,
-            stream_timeout,
-            heartbeat_interval,
-            recent_timeout,
-            metric_emitter_interval,
-            grace,
-        );
-        self
+            RawConfig {
+                ws_addr,
+                gateway_addr,
+                admin_addr,
+                cert_file,
+                key_file,
+                auth,
+                system_domain,
+                ip,
+                uaa_url,
+                uaa_client,
+                uaa_client_secret,
+                uaa_ca_file,
+                skip_cert_verify,
+                cc_url,
+                cc_external_url,
+                cc_ca_file,
+                cc_cert_file,
+                cc_key_file,
+                cc_server_name,
+                auth_cache_ttl,
+                doppler_addrs,
+                doppler_ca_file,
+                doppler_cert_file,
+                doppler_key_file,
+                doppler_resolve_interval,
+                agent_addr,
+                buffer_size,
+                slow_consumer_timeout,
+                keepalive,
+                connection_limit,
+                stream_timeout,
+                heartbeat_interval,
+                recent_timeout,
+                metric_emitter_interval,
+                max_pending_connections,
+                header_timeout,
+                body_timeout,
+                grace,
+                security_event_log,
+            }
+        )
     }
 
     /// Reads a TOML file.
@@ -537,6 +551,41 @@ impl RawConfig {
             &self.connection_limit,
             DEFAULT_CONNECTION_LIMIT,
         )?;
+        let grace = dur("grace", &self.grace, Duration::from_secs(5))?;
+        let max_pending = num(
+            "max_pending_connections",
+            &self.max_pending_connections,
+            plumbing::listen::DEFAULT_MAX_PENDING,
+        )?;
+        if max_pending == 0 {
+            return Err(invalid(
+                "max_pending_connections",
+                "must be at least 1 (every connection is pending until it authenticates)",
+            ));
+        }
+        let listen = plumbing::listen::Limits {
+            max_pending,
+            header_timeout: dur(
+                "header_timeout",
+                &self.header_timeout,
+                plumbing::listen::DEFAULT_HEADER_TIMEOUT,
+            )?,
+            body_timeout: dur(
+                "body_timeout",
+                &self.body_timeout,
+                plumbing::listen::DEFAULT_BODY_TIMEOUT,
+            )?,
+            tls_handshake_timeout: plumbing::listen::DEFAULT_TLS_HANDSHAKE_TIMEOUT,
+            grace,
+        };
+        for (field, d) in [
+            ("header_timeout", listen.header_timeout),
+            ("body_timeout", listen.body_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(invalid(field, "must be greater than 0s"));
+            }
+        }
         let gateway = match self.gateway_addr.as_deref() {
             None => Some("127.0.0.1:8088".to_owned()),
             Some("off") | Some("none") => None,
@@ -561,6 +610,7 @@ impl RawConfig {
             )?,
             keepalive: dur("keepalive", &self.keepalive, Duration::from_secs(30))?,
             connection_limit,
+            listen,
             stream_timeout: dur(
                 "stream_timeout (STREAM_TIMEOUT)",
                 &self.stream_timeout,
@@ -578,7 +628,7 @@ impl RawConfig {
             )?,
             agent_addr: self.agent_addr,
             metric_emitter_interval,
-            grace: dur("grace", &self.grace, Duration::from_secs(5))?,
+            grace,
             security_event_log: self.security_event_log,
             ip: self.ip.unwrap_or_default(),
             bind: BindAddrs {

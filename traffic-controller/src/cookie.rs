@@ -1,12 +1,13 @@
 //! `/set-cookie` (reference §12.2): form fields `CookieName` and
 //! `CookieValue` (body limit 4 KiB) become one `Secure`, `HttpOnly`,
 //! `SameSite=Lax` cookie for `doppler.<system_domain>`, with CORS headers for
-//! the request's origin. Either field missing: 400.
+//! the request's origin. Either field missing: 400. A body that is not complete
+//! within the listener's body deadline: 408.
 
 use http::header::{HeaderValue, SET_COOKIE};
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use plumbing::listen::BodyError;
 
 use crate::gateway::query::pairs;
 use crate::respond::{self, Body};
@@ -16,17 +17,24 @@ const BODY_LIMIT: usize = 4096;
 
 /// Handles `/set-cookie`.
 pub(crate) async fn set_cookie(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
-    let (parts, body) = req.into_parts();
+    let (parts, body) = match crate::server::read_body(req, BODY_LIMIT).await {
+        Ok(x) => x,
+        Err(BodyError::TooLarge(_)) => {
+            return respond::go_error(StatusCode::BAD_REQUEST, "request body too large");
+        }
+        Err(BodyError::TimedOut(_)) => {
+            return respond::go_error(StatusCode::REQUEST_TIMEOUT, "request body timed out");
+        }
+        Err(BodyError::Io(_)) => {
+            return respond::go_error(StatusCode::BAD_REQUEST, "failed to read request body");
+        }
+    };
     let mut fields = pairs(parts.uri.query().unwrap_or(""));
     let is_form = parts
         .headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let body = match Limited::new(body, BODY_LIMIT).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return respond::go_error(StatusCode::BAD_REQUEST, "request body too large"),
-    };
     if (is_form || parts.headers.get(http::header::CONTENT_TYPE).is_none())
         && let Ok(text) = std::str::from_utf8(&body)
     {

@@ -62,7 +62,7 @@ pub(crate) async fn read(req: Request<Incoming>, shared: Arc<Shared>) -> Respons
             "streaming is temporarily unavailable",
         )
     };
-    let Ok(permit) = shared.limit.clone().try_acquire_owned() else {
+    let Some(permit) = crate::server::consumer_slot(&req, &shared) else {
         shared.metrics.rejected.inc();
         return unavailable();
     };

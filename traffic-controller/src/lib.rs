@@ -172,10 +172,12 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: Shutdown) -> Re
     });
 
     let mut servers = Vec::new();
+    let limits = shared.config.listen.clone();
     servers.push(tokio::spawn(server::serve(
         listeners.ws,
         listener_tls.clone(),
         server::Listener::Main,
+        plumbing::listen::Gate::new("traffic_controller", limits.clone(), &registry),
         shared.clone(),
     )));
     if let Some(gw) = listeners.gateway {
@@ -183,6 +185,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: Shutdown) -> Re
             gw,
             listener_tls,
             server::Listener::Gateway,
+            plumbing::listen::Gate::new("gateway", limits, &registry),
             shared.clone(),
         )));
     }

@@ -1,16 +1,16 @@
 //! Assembly: shared state, the accept loops (optional server-only TLS,
-//! HTTP/1.1 with upgrades) and request dispatch.
+//! HTTP/1.1 with upgrades, limits and deadlines from [`plumbing::listen`]) and
+//! request dispatch.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use plumbing::listen::{self, BodyError, Conn, Gate};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -23,11 +23,6 @@ use crate::respond::{self, Body};
 use crate::routes::{self, Route};
 use crate::security_log::{RequestFacts, SecurityLog};
 use crate::upstream::pool::Pool;
-
-/// Read-header timeout of the external listeners (reference §12.1).
-const READ_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
-/// TLS handshake deadline.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// State every handler shares.
 #[derive(Debug)]
@@ -62,74 +57,53 @@ pub(crate) struct Peer {
     pub(crate) local_port: u16,
 }
 
-/// Accepts connections on `listener` until `shared.cancel` fires.
+/// Accepts connections on `listener` until `shared.cancel` fires, under `gate`'s limits
+/// (pending-connection cap, TLS handshake, header and body deadlines: [`plumbing::listen`]).
 pub(crate) async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     kind: Listener,
+    gate: Gate,
     shared: Arc<Shared>,
 ) {
-    let local_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    loop {
-        let (tcp, addr) = tokio::select! {
-            _ = shared.cancel.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = tcp.set_nodelay(true);
+    let cancel = shared.cancel.clone();
+    let tracker = shared.tracker.clone();
+    let handler = move |mut req: Request<Incoming>, conn: Conn| {
         let shared = shared.clone();
-        let tls = tls.clone();
-        let peer = Peer { addr, local_port };
-        shared.tracker.clone().spawn(async move {
-            match tls {
-                None => serve_conn(TokioIo::new(tcp), peer, kind, shared).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => {
-                            serve_conn(TokioIo::new(stream), peer, kind, shared).await
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!(peer = %addr, error = %e, "tls handshake failed")
-                        }
-                        Err(_) => tracing::debug!(peer = %addr, "tls handshake timed out"),
-                    }
-                }
-            }
-        });
-    }
+        let peer = Peer {
+            addr: conn.peer,
+            local_port: conn.local_port,
+        };
+        req.extensions_mut().insert(conn);
+        async move { dispatch(req, peer, kind, shared).await }
+    };
+    listen::serve(listener, tls, gate, cancel, tracker, handler).await;
 }
 
-async fn serve_conn<I>(io: I, peer: Peer, kind: Listener, shared: Arc<Shared>)
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let addr = peer.addr;
-    let svc_shared = shared.clone();
-    let service = service_fn(move |req| {
-        let shared = svc_shared.clone();
-        async move { Ok::<_, std::convert::Infallible>(dispatch(req, peer, kind, shared).await) }
-    });
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(READ_HEADER_TIMEOUT)
-        .serve_connection(io, service)
-        .with_upgrades();
-    let mut conn = std::pin::pin!(conn);
-    tokio::select! {
-        r = conn.as_mut() => if let Err(e) = r {
-            tracing::debug!(peer = %addr, error = %e, "http connection ended with error");
-        },
-        _ = shared.cancel.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(shared.config.grace, conn).await;
-        }
+/// Takes a consumer slot for the request (WebSocket or `/v2/read`): `None` at the connection
+/// limit. The connection then no longer counts as pending ([`plumbing::listen::Ticket`]).
+pub(crate) fn consumer_slot(
+    req: &Request<Incoming>,
+    shared: &Shared,
+) -> Option<OwnedSemaphorePermit> {
+    let permit = shared.limit.clone().try_acquire_owned().ok()?;
+    if let Some(conn) = req.extensions().get::<Conn>() {
+        conn.ticket.authenticated();
     }
+    Some(permit)
+}
+
+/// Reads a request body of at most `limit` bytes within the listener's body deadline.
+pub(crate) async fn read_body(
+    req: Request<Incoming>,
+    limit: usize,
+) -> Result<(http::request::Parts, Bytes), BodyError> {
+    let (parts, body) = req.into_parts();
+    let Some(conn) = parts.extensions.get::<Conn>().cloned() else {
+        return Err(BodyError::Io("no connection state".to_owned()));
+    };
+    let bytes = conn.read_body(body, limit).await?;
+    Ok((parts, bytes))
 }
 
 /// Routes one request.

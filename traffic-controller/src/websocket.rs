@@ -169,7 +169,7 @@ fn upgrade(
     let Some(key) = key.filter(|_| is_upgrade) else {
         return respond::go_error(StatusCode::BAD_REQUEST, "Bad Request");
     };
-    let Ok(permit) = shared.limit.clone().try_acquire_owned() else {
+    let Some(permit) = server::consumer_slot(&req, &shared) else {
         shared.metrics.rejected.inc();
         return respond::go_error(
             StatusCode::SERVICE_UNAVAILABLE,

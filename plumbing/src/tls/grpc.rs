@@ -26,6 +26,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 use tonic::transport::{Channel, Endpoint, Server};
+use tower::layer::util::{Identity, Stack};
 
 use super::TlsError;
 use crate::metrics::Counter;
@@ -344,14 +345,98 @@ pub fn channel_with(
 }
 
 /// A tonic server builder with the pipeline's server settings: TCP_NODELAY, 8/16 MiB HTTP/2
-/// windows, HTTP/2 keepalive pings every 30 s (timeout 20 s).
+/// windows, HTTP/2 keepalive pings every 30 s (timeout 20 s), and requests without a gRPC
+/// `content-type` refused as grpc-go refuses them ([`GrpcOnlyLayer`]).
 ///
 /// Remember [`MAX_MESSAGE_SIZE`] on each service (`max_decoding_message_size`).
-pub fn server_builder() -> Server {
+pub fn server_builder() -> Server<Stack<GrpcOnlyLayer, Identity>> {
     Server::builder()
         .tcp_nodelay(true)
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .layer(GrpcOnlyLayer)
+}
+
+/// Refuses HTTP/2 requests whose `content-type` is not `application/grpc` (alone or followed
+/// by `+` or `;`), as grpc-go does: HTTP **415**, `content-type: application/grpc`,
+/// `grpc-status: 3` (InvalidArgument) and `grpc-message: invalid gRPC request content-type
+/// "<value>"`, before any service sees the request. tonic alone would serve such a request
+/// like a valid call.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GrpcOnlyLayer;
+
+impl<S> tower::Layer<S> for GrpcOnlyLayer {
+    type Service = GrpcOnly<S>;
+
+    fn layer(&self, inner: S) -> GrpcOnly<S> {
+        GrpcOnly { inner }
+    }
+}
+
+/// The service [`GrpcOnlyLayer`] wraps around a server's routes.
+#[derive(Debug, Clone)]
+pub struct GrpcOnly<S> {
+    inner: S,
+}
+
+/// Whether `content-type` names gRPC (`application/grpc`, `application/grpc+proto`, ...).
+pub fn is_grpc_content_type(value: &[u8]) -> bool {
+    const GRPC: &[u8] = b"application/grpc";
+    value.len() >= GRPC.len()
+        && value[..GRPC.len()].eq_ignore_ascii_case(GRPC)
+        && matches!(value.get(GRPC.len()), None | Some(b'+') | Some(b';'))
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for GrpcOnly<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    R: Default,
+{
+    type Response = http::Response<R>;
+    type Error = S::Error;
+    type Future =
+        futures::future::Either<S::Future, std::future::Ready<Result<Self::Response, S::Error>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let content_type = req.headers().get(http::header::CONTENT_TYPE);
+        if content_type.is_some_and(|v| is_grpc_content_type(v.as_bytes())) {
+            return futures::future::Either::Left(self.inner.call(req));
+        }
+        let shown = content_type
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+        let message = format!("invalid gRPC request content-type {shown:?}");
+        let mut resp = http::Response::new(R::default());
+        *resp.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
+        let h = resp.headers_mut();
+        h.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/grpc"),
+        );
+        h.insert("grpc-status", http::HeaderValue::from_static("3"));
+        if let Ok(v) = http::HeaderValue::from_str(&grpc_message_encode(&message)) {
+            h.insert("grpc-message", v);
+        }
+        futures::future::Either::Right(std::future::ready(Ok(resp)))
+    }
+}
+
+/// Percent-encodes a `grpc-message` value (gRPC over HTTP/2: bytes outside `0x20..=0x7e` and
+/// `%` itself).
+fn grpc_message_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if (0x20..=0x7e).contains(&b) && b != b'%' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

@@ -21,6 +21,23 @@ const MISSING: &str = "33333333-2222-3333-4444-555555555555";
 const BROKEN: &str = "44444444-2222-3333-4444-555555555555";
 const SERVICE: &str = "55555555-2222-3333-4444-555555555555";
 
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64()
+}
+
+/// A JWT-shaped token (unsigned: only its `exp` is read) expiring at `exp`.
+fn jwt(exp: f64) -> String {
+    let enc = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    format!(
+        "{}.{}.c2lnbmF0dXJl",
+        enc("{\"alg\":\"RS256\",\"typ\":\"JWT\"}"),
+        enc(&format!("{{\"user_id\":\"u\",\"exp\":{exp}}}"))
+    )
+}
+
 #[derive(Default)]
 struct Calls {
     uaa: AtomicUsize,
@@ -65,13 +82,29 @@ async fn fake_cf(
             "admin-token" => "[\"doppler.firehose\",\"openid\"]",
             "logs-admin-token" => "[\"logs.admin\"]",
             "user-token" | "weird%2Btoken" => "[\"openid\"]",
+            // `exp-<unix seconds>`: an admin token UAA reports (and honours)
+            // the expiry of, as real UAA does.
+            t if t.starts_with("exp-") => {
+                let exp: f64 = t[4..].parse().unwrap_or(0.0);
+                if unix_now() >= exp {
+                    return reply(400, "{\"error\":\"invalid_token\"}");
+                }
+                return reply(
+                    200,
+                    &format!("{{\"scope\":[\"doppler.firehose\"],\"exp\":{exp}}}"),
+                );
+            }
             _ => return reply(400, "{\"error\":\"invalid_token\"}"),
         };
         return reply(200, &format!("{{\"scope\":{scopes},\"client_id\":\"cf\"}}"));
     }
     if let Some(guid) = path.strip_prefix("/internal/v4/log_access/") {
         calls.cc.fetch_add(1, Ordering::SeqCst);
-        if auth != "bearer user-token" && auth != "bearer admin-token" {
+        let live_jwt = auth
+            .strip_prefix("bearer ")
+            .and_then(token::jwt_expiry)
+            .is_some_and(|exp| exp > std::time::SystemTime::now());
+        if auth != "bearer user-token" && auth != "bearer admin-token" && !live_jwt {
             return reply(401, "");
         }
         return match guid {
@@ -253,4 +286,83 @@ fn guid_and_form_escaping() {
     assert!(!is_guid("11111111x2222-3333-4444-555555555555"));
     assert!(!is_guid("g1111111-2222-3333-4444-555555555555"));
     assert_eq!(form_escape("a b+c/é"), "a+b%2Bc%2F%C3%A9");
+}
+
+#[tokio::test]
+async fn cached_admin_answers_end_at_the_token_expiry_uaa_reports() {
+    let (a, calls) = authorizer().await;
+    let exp = (unix_now() + 2.0).ceil();
+    let h = headers(&[("authorization", &format!("bearer exp-{exp}"))]);
+    assert_eq!(a.firehose(&h).await, Ok(()));
+    assert_eq!(a.firehose(&h).await, Ok(()));
+    assert_eq!(calls.uaa.load(Ordering::SeqCst), 1, "cached while valid");
+    // Past `exp` (well inside the 30 s TTL) the cached answer is gone and UAA,
+    // asked again, refuses the token.
+    tokio::time::sleep(std::time::Duration::from_secs_f64(exp - unix_now() + 0.2)).await;
+    assert_eq!(a.firehose(&h).await, Err(Denial::InvalidToken));
+    assert_eq!(calls.uaa.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn cached_app_answers_end_at_the_jwt_expiry_and_expired_jwts_are_refused_locally() {
+    let (a, calls) = authorizer().await;
+    let exp = (unix_now() + 2.0).ceil();
+    let token = jwt(exp);
+    let h = headers(&[("authorization", &format!("bearer {token}"))]);
+    assert_eq!(a.app(&h, ALLOWED).await, Ok(()));
+    assert_eq!(a.app(&h, ALLOWED).await, Ok(()));
+    assert_eq!(calls.cc.load(Ordering::SeqCst), 1, "cached while valid");
+    tokio::time::sleep(std::time::Duration::from_secs_f64(exp - unix_now() + 0.2)).await;
+    assert_eq!(a.app(&h, ALLOWED).await, Err(Denial::InvalidToken));
+    assert_eq!(
+        calls.cc.load(Ordering::SeqCst),
+        1,
+        "a token that says it expired is refused without asking"
+    );
+    let old = headers(&[(
+        "authorization",
+        &format!("bearer {}", jwt(unix_now() - 60.0)),
+    )]);
+    assert_eq!(a.firehose(&old).await, Err(Denial::InvalidToken));
+    assert_eq!(calls.uaa.load(Ordering::SeqCst), 0);
+}
+
+/// Captures this thread's log lines.
+#[derive(Clone, Default)]
+struct Captured(Arc<parking_lot::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn failures_to_reach_uaa_are_logged_once_per_interval_not_per_request() {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let settings = UaaAuth::plain("http://127.0.0.1:1", "http://127.0.0.1:1");
+    let a = Authorizer::new(&AuthMode::Uaa(Box::new(settings))).expect("authorizer");
+    for i in 0..50 {
+        let h = headers(&[("authorization", &format!("bearer anonymous-{i}"))]);
+        assert_eq!(a.firehose(&h).await, Err(Denial::InvalidToken));
+        assert!(a.app(&h, ALLOWED).await.is_err());
+    }
+    let text = String::from_utf8_lossy(&captured.0.lock()).into_owned();
+    let count = |needle: &str| text.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(count("UAA check_token failed"), 1, "{text}");
+    assert_eq!(
+        count("cloud controller log access check failed"),
+        1,
+        "{text}"
+    );
 }

@@ -110,6 +110,35 @@ pub(crate) fn bare(raw: &str) -> Option<&str> {
     Some(s)
 }
 
+/// The `exp` claim of a JWT-shaped token (`header.payload.signature`), read
+/// without checking the signature. Used only to *shorten* what is cached and to
+/// refuse a token that says it has expired, never to accept one: acceptance is
+/// UAA's and Cloud Controller's. `None` for anything that is not such a token.
+pub(crate) fn jwt_expiry(bare: &str) -> Option<std::time::SystemTime> {
+    use base64::Engine as _;
+    let mut parts = bare.split('.');
+    let (_, payload, _, None) = (parts.next()?, parts.next()?, parts.next()?, parts.next()) else {
+        return None;
+    };
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    #[derive(serde::Deserialize)]
+    struct Claims {
+        exp: Option<f64>,
+    }
+    let claims: Claims = serde_json::from_slice(&json).ok()?;
+    unix_seconds(claims.exp?)
+}
+
+/// A Unix time in seconds (as JWT and UAA write `exp`) as a `SystemTime`.
+pub(crate) fn unix_seconds(secs: f64) -> Option<std::time::SystemTime> {
+    if !secs.is_finite() || secs < 0.0 {
+        return None;
+    }
+    std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs_f64(secs.min(1e12)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
