@@ -262,6 +262,7 @@ mod tests {
                 tls: None,
                 recycle_after: 100,
                 resolve_interval: Duration::ZERO,
+                write_deadline: crate::pool::stream::WRITE_DEADLINE,
             },
             PoolMetrics {
                 connections: Gauge::detached(),

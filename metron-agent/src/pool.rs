@@ -23,6 +23,13 @@
 //!   least-used addresses, so streams spread evenly over dopplers; an address
 //!   whose dial failed in the last 10 s is avoided while others
 //!   exist (e.g. `localhost` resolving to `::1` with doppler on IPv4 only).
+//! - **Write deadline** (beyond upstream): a stream whose doppler takes none of
+//!   its queued messages for [`stream::WRITE_DEADLINE`] (a frozen doppler keeps
+//!   its TCP connection and HTTP/2 pings alive but its window closed) is failed:
+//!   writers move to the other streams at once, the address is avoided for 10 s,
+//!   and the messages still queued are counted in `dropped{direction="egress"}`.
+//!   Envelopes already inside that doppler's HTTP/2 window are in doubt:
+//!   delivered if it resumes, lost if it dies.
 
 pub mod discovery;
 pub mod stream;
@@ -95,6 +102,9 @@ pub struct PoolConfig {
     pub recycle_after: u64,
     /// Re-resolution interval of the rebalancer.
     pub resolve_interval: Duration,
+    /// Write deadline of each stream: queued messages its doppler takes none of for this long
+    /// fail the stream over to another doppler ([`stream::WRITE_DEADLINE`] in production).
+    pub write_deadline: Duration,
 }
 
 /// The metrics a pool maintains: connection and stream gauges, and its loss counter.

@@ -63,6 +63,7 @@ pub async fn run(
         tls: client_tls.clone(),
         recycle_after: config.recycle_after_writes.get(),
         resolve_interval: config.resolve_interval,
+        write_deadline: crate::pool::stream::WRITE_DEADLINE,
     };
     let v2_pool = Pool::start(
         pool_config(Protocol::V2BatchSender, config.v2_streams.get()),
@@ -142,30 +143,42 @@ pub async fn run(
         .serve_with_incoming_shutdown(serve_incoming(listeners.grpc, server_tls), async move {
             signal.cancelled().await;
         });
-    // Graceful shutdown waits for open client streams; emitters may keep
-    // theirs open forever, so the server gets the grace period, no more.
+    // One deadline for the whole shutdown, whatever the peers do: every phase
+    // gets what is left of the grace period. Graceful shutdown of the ingress
+    // server waits for open client streams, which emitters may keep open
+    // forever, so it gets at most half; the rest flushes the rings and pools.
     let grace = config.shutdown_grace;
-    let stop = shutdown.clone();
-    let grpc_result = tokio::select! {
-        r = grpc => r,
-        () = async move {
-            stop.cancelled().await;
-            tokio::time::sleep(grace).await;
-        } => Ok(()),
+    let mut triggered_at = None;
+    let grpc_result = {
+        tokio::pin!(grpc);
+        tokio::select! {
+            r = &mut grpc => r,
+            () = shutdown.cancelled() => {
+                triggered_at = Some(tokio::time::Instant::now());
+                tokio::time::timeout(grace / 2, &mut grpc).await.unwrap_or(Ok(()))
+            }
+        }
     };
     if grpc_result.is_err() {
         shutdown.trigger();
     }
+    shutdown.cancelled().await;
+    let deadline = triggered_at.unwrap_or_else(tokio::time::Instant::now) + grace;
+    let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
 
     // Ingress is done: let the egress loops empty the rings, then stop the pools.
-    shutdown.cancelled().await;
-    let _ = shutdown.drain(config.shutdown_grace).await;
+    let _ = shutdown.drain(left()).await;
     v2_ring.close();
     if let Some(r) = &v1_ring {
         r.close();
     }
-    let _ = tokio::time::timeout(config.shutdown_grace, egress_tasks.wait()).await;
+    let _ = tokio::time::timeout(left(), egress_tasks.wait()).await;
     pool_shutdown.trigger();
-    let _ = pool_shutdown.drain(config.shutdown_grace).await;
+    if !pool_shutdown.drain(left()).await {
+        tracing::warn!(
+            ?grace,
+            "doppler streams still flushing at the end of the shutdown grace period; exiting"
+        );
+    }
     grpc_result.map_err(Error::from)
 }

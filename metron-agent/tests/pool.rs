@@ -120,6 +120,7 @@ fn pool(
             tls: None,
             recycle_after: recycle,
             resolve_interval: Duration::from_millis(100),
+            write_deadline: Duration::from_millis(500),
         },
         PoolMetrics {
             connections: Gauge::detached(),

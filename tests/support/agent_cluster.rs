@@ -41,6 +41,7 @@ pub fn pki() -> Pki {
 pub struct Doppler {
     pub addr: SocketAddr,
     pub registry: Registry,
+    runtime: tokio::runtime::Handle,
     kill: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -64,9 +65,10 @@ impl Doppler {
                 .enable_all()
                 .build()
                 .unwrap();
+            let handle = rt.handle().clone();
             rt.block_on(async {
                 let grpc = TcpListener::bind(addr).await.unwrap();
-                addr_tx.send(grpc.local_addr().unwrap()).unwrap();
+                addr_tx.send((grpc.local_addr().unwrap(), handle)).unwrap();
                 let shutdown = Shutdown::new();
                 tokio::spawn(doppler::run_with_registry(
                     config,
@@ -82,13 +84,30 @@ impl Doppler {
             let _ = kill_rx.recv();
             rt.shutdown_background();
         });
-        let addr = addr_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        let (addr, runtime) = addr_rx.recv_timeout(Duration::from_secs(10)).unwrap();
         Doppler {
             addr,
             registry,
+            runtime,
             kill: Some(kill_tx),
             thread: Some(thread),
         }
+    }
+
+    /// Freezes the doppler as SIGSTOP would: its only runtime worker blocks, so
+    /// nothing reads its sockets while the kernel keeps them open (and keeps
+    /// acknowledging data until the buffers fill). Thaws when the guard drops.
+    pub fn freeze(&self) -> Frozen {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+        self.runtime.spawn(async move {
+            let _ = started_tx.send(());
+            let _ = rx.recv();
+        });
+        started_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the freezing task runs");
+        Frozen(Some(tx))
     }
 
     /// Kills the doppler: its runtime is dropped, every socket closes.
@@ -132,6 +151,15 @@ impl Doppler {
         )
         .await;
         stream
+    }
+}
+
+/// A frozen doppler; dropping it thaws the doppler.
+pub struct Frozen(Option<std::sync::mpsc::Sender<()>>);
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        self.0.take();
     }
 }
 

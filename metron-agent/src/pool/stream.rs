@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -28,6 +28,10 @@ use super::{Failures, PoolConfig, PoolMetrics, Protocol, Slot, usage};
 
 /// How long a recycled or shut-down stream may take to flush what it holds.
 const FLUSH_GRACE: Duration = Duration::from_secs(5);
+/// Write deadline of a doppler stream: messages queued for it that it does not take for this
+/// long (a frozen or overloaded doppler whose HTTP/2 window stays closed) fail the stream, so
+/// writers move to the other dopplers and what was queued is counted as dropped.
+pub const WRITE_DEADLINE: Duration = Duration::from_secs(1);
 
 /// Manages one slot of a pool.
 pub(crate) struct Manager {
@@ -49,6 +53,8 @@ struct Announce {
     first_poll: Option<oneshot::Sender<()>>,
     protocol: Protocol,
     stranded: Counter,
+    /// Messages the transport has taken (the stream's progress).
+    taken: Arc<AtomicU64>,
 }
 
 impl Drop for Announce {
@@ -73,7 +79,38 @@ impl Stream for Announce {
         if let Some(tx) = self.first_poll.take() {
             let _ = tx.send(());
         }
-        Pin::new(&mut self.inner).poll_next(cx)
+        let next = Pin::new(&mut self.inner).poll_next(cx);
+        if let Poll::Ready(Some(_)) = &next {
+            self.taken.fetch_add(1, Ordering::Relaxed);
+        }
+        next
+    }
+}
+
+/// Resolves once messages have sat in the stream's queue for `deadline` without the transport
+/// taking any: the doppler stopped reading (frozen, overloaded, or its connection is a black
+/// hole). Holds only a weak sender, so the queue still closes when the slot unpublishes it.
+async fn stalled(queue: mpsc::WeakSender<Bytes>, taken: Arc<AtomicU64>, deadline: Duration) {
+    let tick = (deadline / 4).max(Duration::from_millis(10));
+    let mut last = taken.load(Ordering::Relaxed);
+    let mut stuck = Duration::ZERO;
+    loop {
+        tokio::time::sleep(tick).await;
+        let Some(tx) = queue.upgrade() else {
+            return std::future::pending().await;
+        };
+        let queued = tx.capacity() < tx.max_capacity();
+        drop(tx);
+        let now = taken.load(Ordering::Relaxed);
+        if now != last || !queued {
+            last = now;
+            stuck = Duration::ZERO;
+            continue;
+        }
+        stuck += tick;
+        if stuck >= deadline {
+            return;
+        }
     }
 }
 
@@ -155,11 +192,13 @@ impl Manager {
         };
         let (tx, rx) = mpsc::channel(self.config.protocol.channel_capacity());
         let (est_tx, est_rx) = oneshot::channel();
+        let taken = Arc::new(AtomicU64::new(0));
         let body = Announce {
             inner: ReceiverStream::new(rx),
             first_poll: Some(est_tx),
             protocol: self.config.protocol,
             stranded: self.metrics.stranded.clone(),
+            taken: taken.clone(),
         };
         let protocol = self.config.protocol;
         let mut call = Box::pin(async move {
@@ -200,6 +239,7 @@ impl Manager {
             self.config.recycle_after.saturating_add(jitter),
             Ordering::Relaxed,
         );
+        let watchdog = stalled(tx.downgrade(), taken, self.config.write_deadline);
         *self.slot.tx.write() = Some(tx);
         self.metrics.connections.add(1);
         self.metrics.streams.add(1);
@@ -212,6 +252,13 @@ impl Manager {
                 };
                 self.failures.record(addr);
                 End::Failed(format!("doppler stream to {addr} ended: {why}"))
+            }
+            () = watchdog => {
+                self.failures.record(addr);
+                End::Failed(format!(
+                    "doppler stream to {addr} took nothing for {:?}; failing over to another doppler",
+                    self.config.write_deadline
+                ))
             }
             () = self.slot.recycle.notified() => End::Recycled,
             () = self.shutdown.cancelled() => End::Shutdown,
@@ -244,6 +291,7 @@ mod tests {
             first_poll: None,
             protocol,
             stranded: stranded.clone(),
+            taken: Arc::new(AtomicU64::new(0)),
         };
         (tx, body, stranded)
     }
