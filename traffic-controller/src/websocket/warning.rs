@@ -61,9 +61,14 @@ impl Warning {
     }
 
     /// Total envelopes this connection lost so far.
-    #[cfg(test)]
     pub(crate) fn total(&self) -> u64 {
         self.total
+    }
+
+    /// Takes back `delta` recorded by [`Warning::notices`] whose notices were
+    /// never sent (so the next notice reports them again, once).
+    pub(crate) fn retract(&mut self, delta: u64) {
+        self.total = self.total.saturating_sub(delta);
     }
 
     /// Records `delta` lost envelopes and returns the encoded notices to send.
