@@ -43,7 +43,10 @@ fn parse_frames(mut b: &[u8]) -> Vec<Frame> {
         assert_eq!(b[1] & 0x80, 0, "server frames are unmasked");
         let (len, head) = match b[1] & 0x7f {
             126 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
-            127 => (u64::from_be_bytes(b[2..10].try_into().unwrap()) as usize, 10),
+            127 => (
+                u64::from_be_bytes(b[2..10].try_into().unwrap()) as usize,
+                10,
+            ),
             n => (n as usize, 2),
         };
         assert!(
@@ -196,7 +199,10 @@ async fn stalled_firehose_consumer_finds_envelopes_warning_close_frame_then_eof(
         .expect("prefix");
     let (delta, rest) = rest.split_once(" messages dropped (Total ").expect("delta");
     let (total, rest) = rest.split_once(" messages dropped) from ").expect("total");
-    assert!(rest.starts_with("loggregator.trafficcontroller to 127.0.0.1:"), "{rest}");
+    assert!(
+        rest.starts_with("loggregator.trafficcontroller to 127.0.0.1:"),
+        "{rest}"
+    );
     let (delta, total): (u64, u64) = (delta.parse().unwrap(), total.parse().unwrap());
     assert!(delta > 0);
     let ce = counter.counter_event.as_ref().expect("warning counter");

@@ -118,7 +118,9 @@ pub(crate) fn take(upgraded: Upgraded) -> Conn {
             }
         }
         Err(upgraded) => {
-            tracing::debug!("unrecognised consumer transport: slow-consumer farewell is best effort");
+            tracing::debug!(
+                "unrecognised consumer transport: slow-consumer farewell is best effort"
+            );
             Conn {
                 io: Box::new(TokioIo::new(upgraded)),
                 read_buf: Vec::new(),

@@ -363,9 +363,13 @@ async fn slow_consumer_finds_envelopes_then_warning_then_close_with_reason() {
     let stats = std::sync::Arc::new(Stats::default());
     let cancel = CancellationToken::new();
     let task = {
-        let (gate, ring, stats, cancel) = (gate.clone(), ring.clone(), stats.clone(), cancel.clone());
+        let (gate, ring, stats, cancel) =
+            (gate.clone(), ring.clone(), stats.clone(), cancel.clone());
         tokio::spawn(async move {
-            let ws = GatedWs { gate: gate.clone(), inp };
+            let ws = GatedWs {
+                gate: gate.clone(),
+                inp,
+            };
             let mut warning = Warning::new(Admits::Everything, "1.2.3.4:5".into());
             let end = run(ws, &ring, &mut warning, config(), &cancel, &*stats, &gate).await;
             (end, warning.total())
