@@ -30,7 +30,6 @@ enum Frame {
     Ping,
     Binary(Vec<u8>),
     Close(u16, String),
-    Other(u8),
 }
 
 /// Parses unmasked server frames; panics on a truncated frame.
@@ -62,7 +61,7 @@ fn parse_frames(mut b: &[u8]) -> Vec<Frame> {
                 let code = u16::from_be_bytes([payload[0], payload[1]]);
                 Frame::Close(code, String::from_utf8(payload[2..].to_vec()).unwrap())
             }
-            other => Frame::Other(other),
+            other => panic!("unexpected opcode {other:#x}"),
         });
     }
     out
@@ -182,7 +181,7 @@ async fn stalled_firehose_consumer_finds_envelopes_warning_close_frame_then_eof(
         .filter_map(|f| match f {
             Frame::Binary(b) => Some(events::Envelope::decode(b.as_slice()).unwrap()),
             Frame::Ping => None,
-            other => panic!("unexpected frame {other:?}"),
+            Frame::Close(..) => unreachable!("counted above: one close, last"),
         })
         .collect();
     let n = envelopes.len();
