@@ -8,6 +8,7 @@
 
 pub(crate) mod query;
 pub(crate) mod sse;
+pub(crate) mod warning;
 
 use std::sync::Arc;
 
@@ -17,9 +18,10 @@ use hyper::body::Incoming;
 use plumbing::ring::Ring;
 
 use crate::respond::{self, Body};
-use crate::server::Shared;
+use crate::server::{self, Shared};
 use crate::upstream::fanin;
 use query::QueryError;
+use warning::SseWarning;
 
 /// Handles `/v2/read`.
 pub(crate) async fn read(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
@@ -69,6 +71,15 @@ pub(crate) async fn read(req: Request<Incoming>, shared: Arc<Shared>) -> Respons
     if shared.pool.current().is_empty() {
         return unavailable();
     }
+    // The warning names the first X-Forwarded-For entry (the peer address
+    // does not reach this handler).
+    let destination = server::forwarded_for(req.headers())
+        .split(',')
+        .map(str::trim)
+        .find(|s| !s.is_empty())
+        .unwrap_or("a /v2/read client")
+        .to_owned();
+    let warning = SseWarning::new(&parsed.request.selectors, destination);
     let ring = Arc::new(Ring::<Envelope>::new(shared.config.buffer_size));
     let fanin = fanin::start(
         &shared.pool,
@@ -77,5 +88,5 @@ pub(crate) async fn read(req: Request<Incoming>, shared: Arc<Shared>) -> Respons
         shared.metrics.upstream(),
         &shared.cancel,
     );
-    sse::respond(ring, fanin, permit, shared)
+    sse::respond(ring, fanin, permit, warning, shared)
 }

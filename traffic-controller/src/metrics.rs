@@ -9,7 +9,8 @@
 //! | `egress{endpoint="firehose"\|"stream"\|"v2_read"}` | `egress{endpoint=...}` | counter (`v2_read` is ours) |
 //! | `doppler_proxy_slow_consumer` | `doppler_proxy.slow_consumer` | counter |
 //! | `ingress{protocol="grpc"}` | same | counter |
-//! | `dropped{direction="egress",endpoint=...}` | ours | counter: envelopes lost in per-consumer rings |
+//! | `dropped{direction="egress",endpoint=...}` | ours | counter: envelopes lost in per-consumer rings (overwritten, or abandoned when a consumer is cut) |
+//! | `doppler_proxy_slow_consumer_dropped` | ours | counter: envelopes abandoned with consumers cut as slow (also in `dropped`) |
 //! | `doppler_proxy_rate_control_warnings` | ours | counter: warning rounds injected into streams |
 //! | `doppler_proxy_v2_read_streams` | ours | gauge: open `/v2/read` streams |
 //! | `doppler_proxy_doppler_streams` | ours | gauge: open upstream doppler streams |
@@ -57,6 +58,8 @@ pub struct Metrics {
     pub dropped_v2_read: Counter,
     /// Consumers disconnected as slow.
     pub slow_consumer: Counter,
+    /// Envelopes still queued for consumers cut as slow (also in `dropped_*`).
+    pub slow_consumer_dropped: Counter,
     /// Warning rounds injected.
     pub rate_control_warnings: Counter,
     /// Envelopes received from dopplers.
@@ -84,7 +87,7 @@ impl Metrics {
         let dropped = |endpoint| {
             registry.counter(
                 "dropped",
-                "Envelopes lost in per-consumer drop-oldest rings",
+                "Envelopes lost for consumers: overwritten in their drop-oldest rings or abandoned when they were cut",
                 &[("direction", "egress"), ("endpoint", endpoint)],
             )
         };
@@ -113,6 +116,11 @@ impl Metrics {
             slow_consumer: registry.counter(
                 "doppler_proxy_slow_consumer",
                 "Consumers disconnected because they made no progress",
+                &[],
+            ),
+            slow_consumer_dropped: registry.counter(
+                "doppler_proxy_slow_consumer_dropped",
+                "Envelopes abandoned with consumers disconnected as slow (also counted in dropped)",
                 &[],
             ),
             rate_control_warnings: registry.counter(

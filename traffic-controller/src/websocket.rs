@@ -4,9 +4,12 @@
 //! Order of checks: access (401/404/500), WebSocket upgrade request (400),
 //! connection limit (503 `at connection limit: N`), dopplers known (503).
 //! Then the fan-in starts (so nothing is lost while the upgrade completes),
-//! the 101 goes out, and [`session::run`] serves the consumer.
+//! the 101 goes out, and [`session::run`] serves the consumer on the socket
+//! [`socket::take`] got back from hyper (with its unsent bytes limited, so a
+//! slow consumer's farewell fits).
 
 pub(crate) mod session;
+pub(crate) mod socket;
 pub(crate) mod warning;
 
 use std::sync::Arc;
@@ -20,7 +23,6 @@ use http::header::{
 };
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use plumbing::metrics::{Counter, Gauge};
 use plumbing::ring::Ring;
 use tokio_tungstenite::WebSocketStream;
@@ -128,6 +130,8 @@ struct Stats {
     egress: Counter,
     dropped: Counter,
     warnings: Counter,
+    /// Envelopes abandoned when a consumer was cut (also in `dropped`).
+    abandoned: Counter,
 }
 
 impl SessionStats for Stats {
@@ -139,6 +143,26 @@ impl SessionStats for Stats {
     }
     fn warned(&self) {
         self.warnings.inc();
+    }
+    fn abandoned(&self, n: u64) {
+        self.dropped.add(n);
+        self.abandoned.add(n);
+    }
+}
+
+/// After a cut: envelopes the doppler readers still pushed into the ring
+/// until they saw the cancellation are lost too. Waits (briefly, bounded)
+/// for the readers to let go of the ring so the count is complete.
+async fn count_residue(ring: &Arc<Ring<Bytes>>, stats: &Stats) {
+    for _ in 0..100 {
+        if Arc::strong_count(ring) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let residue = ring.len() as u64 + ring.take_dropped();
+    if residue > 0 {
+        stats.abandoned(residue);
     }
 }
 
@@ -204,7 +228,6 @@ fn upgrade(
         async move {
             let shared = task_shared;
             let _permit = permit;
-            let _fanin = fanin;
             let upgraded = match tokio::time::timeout(Duration::from_secs(10), on_upgrade).await {
                 Ok(Ok(u)) => u,
                 Ok(Err(e)) => {
@@ -217,8 +240,10 @@ fn upgrade(
                 .write_buffer_size(64 * 1024)
                 .max_message_size(Some(64 * 1024))
                 .max_frame_size(Some(64 * 1024));
-            let ws = WebSocketStream::from_raw_socket(
-                TokioIo::new(upgraded),
+            let conn = socket::take(upgraded);
+            let ws = WebSocketStream::from_partially_read(
+                conn.io,
+                conn.read_buf,
                 Role::Server,
                 Some(ws_config),
             )
@@ -228,11 +253,26 @@ fn upgrade(
                 egress: kind.egress,
                 dropped: kind.dropped,
                 warnings: shared.metrics.rate_control_warnings.clone(),
+                abandoned: shared.metrics.slow_consumer_dropped.clone(),
             };
             let mut warning = Warning::new(kind.admits, destination.clone());
-            let end = session::run(ws, &ring, &mut warning, config, &shared.cancel, &stats).await;
+            let end = session::run(
+                ws,
+                &ring,
+                &mut warning,
+                config,
+                &shared.cancel,
+                &stats,
+                &conn.socket,
+            )
+            .await;
+            // The socket closes here (FIN behind the farewell), then the
+            // doppler subscriptions end.
+            drop(conn.socket);
+            drop(fanin);
             kind.gauge.add(-1);
             if end == End::SlowConsumer {
+                count_residue(&ring, &stats).await;
                 shared.metrics.slow_consumer.inc();
                 tracing::warn!(
                     "Doppler Proxy: Slow Consumer from {} using {}",

@@ -1,7 +1,11 @@
 //! The v2 firehose over the RLP gateway's `/v2/read` Server-Sent Events
 //! stream (reference §17): `data: <protojson EnvelopeBatch>` events,
 //! `event: heartbeat` (ignored), `event: closing` (reconnect at once).
-//! Connection failures reconnect with backoff.
+//! Events with any other name are skipped, as SSE clients that listen for
+//! plain messages do. Losses upstream arrive as rate-control warning
+//! envelopes inside ordinary data events (the traffic controller's and
+//! doppler's), counted in `firehose_upstream_dropped` like on the WebSocket
+//! firehose. Connection failures reconnect with backoff.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -77,7 +81,10 @@ impl SseParser {
                 match event.as_deref() {
                     Some("heartbeat") => out.push(SseEvent::Heartbeat),
                     Some("closing") => out.push(SseEvent::Closing),
-                    _ if !data.is_empty() => out.push(SseEvent::Data(data.join("\n"))),
+                    // Named events other than those are not batches.
+                    None | Some("message") if !data.is_empty() => {
+                        out.push(SseEvent::Data(data.join("\n")))
+                    }
                     _ => {}
                 }
             } else if let Some(v) = line.strip_prefix("data:") {
@@ -340,6 +347,11 @@ mod tests {
                 SseEvent::Heartbeat,
                 SseEvent::Closing
             ]
+        );
+        // Named events the client does not know are skipped, not decoded.
+        assert_eq!(
+            p.push(b"event: other\ndata: {\"x\":1}\n\nevent: message\ndata: {\"batch\":[]}\n\n"),
+            vec![SseEvent::Data("{\"batch\":[]}".into())]
         );
         // Split across reads.
         assert!(p.push(b"data: {\"ba").is_empty());

@@ -5,7 +5,11 @@
 //! - heartbeat after `heartbeat_interval` without data:
 //!   `event: heartbeat\ndata: <unix seconds>\n\n`;
 //! - at `stream_timeout`: `event: closing\ndata: closing due to stream timeout\n\n`,
-//!   then the response ends.
+//!   then the response ends;
+//! - after envelopes were lost in the stream's ring: a data event whose batch
+//!   is the rate-control warning ([`super::warning`]), ahead of the next data
+//!   event and at most one per second; losses in between accumulate, and a
+//!   loss with no data after it is reported when the second is up.
 //!
 //! Every envelope is tag-converged for `use_preferred_tags = true` here, so a
 //! doppler that did not converge still yields the gateway's JSON.
@@ -27,6 +31,8 @@ use tokio::time::Instant;
 use crate::respond::Body;
 use crate::server::Shared;
 use crate::upstream::fanin::FanIn;
+
+use super::warning::{SseWarning, WARNING_INTERVAL};
 
 /// Envelopes per data event (the RLP's batch size).
 const BATCH: usize = 100;
@@ -54,6 +60,7 @@ pub(crate) fn respond(
     ring: Arc<Ring<Envelope>>,
     fanin: FanIn,
     permit: OwnedSemaphorePermit,
+    mut warning: SseWarning,
     shared: Arc<Shared>,
 ) -> Response<Body> {
     let (tx, rx) = mpsc::channel::<Bytes>(1);
@@ -63,7 +70,7 @@ pub(crate) fn respond(
         let _permit = permit;
         let _fanin = fanin;
         shared.metrics.v2_read_streams.add(1);
-        write_loop(&ring, &tx, &shared).await;
+        write_loop(&ring, &tx, &mut warning, &shared).await;
         shared.metrics.v2_read_streams.add(-1);
     });
     let stream = futures::stream::unfold(rx, |mut rx| async move {
@@ -79,11 +86,19 @@ pub(crate) fn respond(
     resp
 }
 
-async fn write_loop(ring: &Ring<Envelope>, tx: &mpsc::Sender<Bytes>, shared: &Shared) {
+async fn write_loop(
+    ring: &Ring<Envelope>,
+    tx: &mpsc::Sender<Bytes>,
+    warning: &mut SseWarning,
+    shared: &Shared,
+) {
     let cfg = &shared.config;
     let end_at = Instant::now() + cfg.stream_timeout;
     let mut heartbeat_at = Instant::now() + cfg.heartbeat_interval;
     let mut batch: Vec<Envelope> = Vec::with_capacity(BATCH);
+    // Losses not yet reported, and when the next warning may go out.
+    let mut pending_lost: u64 = 0;
+    let mut warn_at = Instant::now();
     loop {
         tokio::select! {
             biased;
@@ -102,6 +117,13 @@ async fn write_loop(ring: &Ring<Envelope>, tx: &mpsc::Sender<Bytes>, shared: &Sh
                 let lost = ring.take_dropped();
                 if lost > 0 {
                     shared.metrics.dropped_v2_read.add(lost);
+                    pending_lost += lost;
+                }
+                if pending_lost > 0 && Instant::now() >= warn_at {
+                    if !warn(tx, warning, std::mem::take(&mut pending_lost), shared).await {
+                        return;
+                    }
+                    warn_at = Instant::now() + WARNING_INTERVAL;
                 }
                 if batch.is_empty() {
                     continue;
@@ -110,14 +132,18 @@ async fn write_loop(ring: &Ring<Envelope>, tx: &mpsc::Sender<Bytes>, shared: &Sh
                 for env in &mut batch {
                     envelope_proto::convert::converge_tags(env, true);
                 }
-                let mut event = String::with_capacity(256 * batch.len());
-                event.push_str("data: ");
-                envelope_proto::json::write_batch_of(&mut event, batch.iter());
-                event.push_str("\n\n");
-                if !send(tx, Bytes::from(event), cfg.slow_consumer_timeout).await {
+                if !send(tx, data_event_of(&batch), cfg.slow_consumer_timeout).await {
                     return;
                 }
                 shared.metrics.egress_v2_read.add(n);
+                heartbeat_at = Instant::now() + cfg.heartbeat_interval;
+            }
+            // A loss with no data after it is still reported.
+            _ = tokio::time::sleep_until(warn_at), if pending_lost > 0 => {
+                if !warn(tx, warning, std::mem::take(&mut pending_lost), shared).await {
+                    return;
+                }
+                warn_at = Instant::now() + WARNING_INTERVAL;
                 heartbeat_at = Instant::now() + cfg.heartbeat_interval;
             }
             _ = tokio::time::sleep_until(heartbeat_at) => {
@@ -129,6 +155,36 @@ async fn write_loop(ring: &Ring<Envelope>, tx: &mpsc::Sender<Bytes>, shared: &Sh
             }
         }
     }
+}
+
+/// `data: <EnvelopeBatch JSON>\n\n` of `envelopes` (tags already converged).
+fn data_event_of(envelopes: &[Envelope]) -> Bytes {
+    let mut event = String::with_capacity(256 * envelopes.len() + 16);
+    event.push_str("data: ");
+    envelope_proto::json::write_batch_of(&mut event, envelopes.iter());
+    event.push_str("\n\n");
+    Bytes::from(event)
+}
+
+/// Sends the warning for `delta` lost envelopes (nothing when the request's
+/// selectors admit neither notice); false when the stream must end.
+async fn warn(
+    tx: &mpsc::Sender<Bytes>,
+    warning: &mut SseWarning,
+    delta: u64,
+    shared: &Shared,
+) -> bool {
+    let envelopes = warning.envelopes(delta);
+    if envelopes.is_empty() {
+        return true;
+    }
+    shared.metrics.rate_control_warnings.inc();
+    send(
+        tx,
+        data_event_of(&envelopes),
+        shared.config.slow_consumer_timeout,
+    )
+    .await
 }
 
 /// Sends one event; false when the client left or made no progress in time.

@@ -4,6 +4,12 @@
 //! tests drive it with channels. The write path feeds every queued envelope
 //! (one binary message each) and flushes once when the ring is empty, so
 //! under load many frames share one write syscall.
+//!
+//! A consumer cut as slow gets a farewell behind what it was already sent:
+//! the rate-control warning counting everything it lost (including what was
+//! still queued for it), then a close frame 1000 whose reason says why. Its
+//! socket is kept from filling up completely ([`Socket`]) so the farewell
+//! fits.
 
 use std::task::Poll;
 use std::time::Duration;
@@ -37,6 +43,9 @@ pub(crate) struct SessionConfig {
 
 /// Write deadline for pings and close frames (reference: 5 s).
 const CONTROL_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Deadline for handing a slow consumer's farewell (warning and close frame)
+/// to the kernel once [`Socket::make_room`] made room for it.
+pub(crate) const FAREWELL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Rounds of draining before control work (pings, pongs) gets a turn.
 const ROUNDS_PER_TURN: usize = 16;
 /// At most one rate-control warning per this interval; losses in between
@@ -64,20 +73,42 @@ pub(crate) trait SessionStats {
     fn dropped(&self, n: u64);
     /// A rate-control warning was injected.
     fn warned(&self);
+    /// `n` envelopes were still queued for a consumer cut as slow (lost too).
+    fn abandoned(&self, n: u64);
+}
+
+/// What the session may ask of the socket under it.
+pub(crate) trait Socket {
+    /// Lifts the cap on unsent bytes (and grows a small send buffer) so the
+    /// farewell frames fit behind what is already queued.
+    fn make_room(&self);
+}
+
+/// A socket nothing can be asked of (tests, unknown transports).
+#[cfg(test)]
+impl Socket for () {
+    fn make_room(&self) {}
+}
+
+/// Close reason sent to a consumer cut as slow (the code is 1000, as upstream).
+pub(crate) fn slow_reason(timeout: Duration, total_dropped: u64) -> String {
+    format!("slow consumer: no progress for {timeout:?}; {total_dropped} messages dropped")
 }
 
 /// Runs one consumer until it ends; the caller cancels the upstream.
-pub(crate) async fn run<S, St>(
+pub(crate) async fn run<S, St, K>(
     ws: S,
     ring: &Ring<Bytes>,
     warning: &mut Warning,
     config: SessionConfig,
     cancel: &CancellationToken,
     stats: &St,
+    socket: &K,
 ) -> End
 where
     S: Sink<Message, Error = WsError> + Stream<Item = Result<Message, WsError>> + Unpin,
     St: SessionStats,
+    K: Socket,
 {
     let (mut tx, mut rx) = ws.split();
     let half = config.keepalive / 2;
@@ -121,7 +152,10 @@ where
                 match tokio::time::timeout(CONTROL_WRITE_TIMEOUT, tx.send(Message::Ping(Bytes::new()))).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => return End::ClientLeft,
-                    Err(_) => return slow(&mut tx).await,
+                    Err(_) => {
+                        let lost = Lost { unsent: 0, unreported: pending_lost };
+                        return cut(&mut tx, ring, &mut batch, warning, stats, socket, lost, &config).await;
+                    }
                 }
             }
             _ = ring.ready() => {
@@ -140,32 +174,53 @@ where
                     if pending_lost > 0 && last_warning.is_none_or(|t| t.elapsed() >= WARNING_INTERVAL) {
                         last_warning = Some(Instant::now());
                         stats.warned();
-                        for notice in warning.notices(std::mem::take(&mut pending_lost)) {
+                        let delta = std::mem::take(&mut pending_lost);
+                        for notice in warning.notices(delta) {
                             if let Err(end) = write(&mut tx, Message::Binary(notice), config.slow_consumer_timeout).await {
-                                return finish(&mut tx, end).await;
+                                // Reported again, once, by the farewell.
+                                warning.retract(delta);
+                                let lost = Lost { unsent: batch.len() as u64, unreported: delta };
+                                return finish(&mut tx, ring, &mut batch, warning, stats, socket, end, lost, &config).await;
                             }
                         }
                     }
                     if batch.is_empty() {
                         break;
                     }
-                    let n = batch.len() as u64;
-                    for item in batch.drain(..) {
+                    let mut sent = 0u64;
+                    let mut items = batch.drain(..);
+                    while let Some(item) = items.next() {
                         if let Err(end) = write(&mut tx, Message::Binary(item), config.slow_consumer_timeout).await {
-                            return finish(&mut tx, end).await;
+                            // The item the sink refused is lost with the rest.
+                            let unsent = 1 + items.len() as u64;
+                            drop(items);
+                            stats.egress(sent);
+                            let lost = Lost { unsent, unreported: pending_lost };
+                            return finish(&mut tx, ring, &mut batch, warning, stats, socket, end, lost, &config).await;
                         }
+                        sent += 1;
                     }
-                    stats.egress(n);
+                    stats.egress(sent);
                     if ring.is_empty() {
                         break;
                     }
                 }
                 if let Err(end) = flush(&mut tx, config.slow_consumer_timeout).await {
-                    return finish(&mut tx, end).await;
+                    let lost = Lost { unsent: 0, unreported: pending_lost };
+                    return finish(&mut tx, ring, &mut batch, warning, stats, socket, end, lost, &config).await;
                 }
             }
         }
     }
+}
+
+/// Envelopes a slow consumer lost that no warning has reported yet.
+#[derive(Debug, Clone, Copy)]
+struct Lost {
+    /// Taken from the ring but never handed to the sink.
+    unsent: u64,
+    /// Counted as dropped, waiting for the next warning.
+    unreported: u64,
 }
 
 /// Feeds one message; fast path without a timer when the sink is ready.
@@ -199,27 +254,91 @@ where
     res.map_err(|_| End::ClientLeft)
 }
 
-async fn finish<T>(tx: &mut T, end: End) -> End
+#[allow(clippy::too_many_arguments)]
+async fn finish<T, St, K>(
+    tx: &mut T,
+    ring: &Ring<Bytes>,
+    scratch: &mut Vec<Bytes>,
+    warning: &mut Warning,
+    stats: &St,
+    socket: &K,
+    end: End,
+    lost: Lost,
+    config: &SessionConfig,
+) -> End
 where
     T: Sink<Message, Error = WsError> + Unpin,
+    St: SessionStats,
+    K: Socket,
 {
     match end {
-        End::SlowConsumer => slow(tx).await,
+        End::SlowConsumer => cut(tx, ring, scratch, warning, stats, socket, lost, config).await,
         other => other,
     }
 }
 
-/// A slow consumer gets a best-effort 1000 close (its socket is usually
-/// full, so this rarely reaches it) and is dropped.
-async fn slow<T>(tx: &mut T) -> End
+/// Cuts a slow consumer: counts everything still queued for it as lost, then,
+/// with room made in its socket, sends the rate-control warning for all it
+/// lost since the last one and a close frame 1000 with [`slow_reason`]. The
+/// frames follow what the socket already holds, so a consumer that reads
+/// again finds its envelopes, the warning, the close frame, then the end.
+#[allow(clippy::too_many_arguments)]
+async fn cut<T, St, K>(
+    tx: &mut T,
+    ring: &Ring<Bytes>,
+    scratch: &mut Vec<Bytes>,
+    warning: &mut Warning,
+    stats: &St,
+    socket: &K,
+    lost: Lost,
+    config: &SessionConfig,
+) -> End
 where
     T: Sink<Message, Error = WsError> + Unpin,
+    St: SessionStats,
+    K: Socket,
 {
-    let frame = Message::Close(Some(CloseFrame {
-        code: CloseCode::Normal,
-        reason: "".into(),
-    }));
-    let _ = tokio::time::timeout(Duration::from_millis(100), tx.send(frame)).await;
+    let mut abandoned = lost.unsent;
+    loop {
+        scratch.clear();
+        let n = ring.drain_into(scratch, config.max_batch.max(1));
+        if n == 0 {
+            break;
+        }
+        abandoned += n as u64;
+    }
+    scratch.clear();
+    let overwritten = ring.take_dropped();
+    if overwritten > 0 {
+        stats.dropped(overwritten);
+    }
+    if abandoned > 0 {
+        stats.abandoned(abandoned);
+    }
+    let delta = lost.unreported + overwritten + abandoned;
+    socket.make_room();
+    let notices = if delta > 0 {
+        stats.warned();
+        warning.notices(delta)
+    } else {
+        Vec::new()
+    };
+    let reason = slow_reason(config.slow_consumer_timeout, warning.total());
+    let farewell = async {
+        for notice in notices {
+            tx.feed(Message::Binary(notice)).await?;
+        }
+        let frame = CloseFrame {
+            code: CloseCode::Normal,
+            reason: reason.into(),
+        };
+        tx.send(Message::Close(Some(frame))).await
+    };
+    match tokio::time::timeout(FAREWELL_TIMEOUT, farewell).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(error = %e, "farewell to a slow consumer failed"),
+        Err(_) => tracing::debug!("farewell to a slow consumer did not fit in its socket"),
+    }
     End::SlowConsumer
 }
 

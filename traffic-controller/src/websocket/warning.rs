@@ -61,9 +61,14 @@ impl Warning {
     }
 
     /// Total envelopes this connection lost so far.
-    #[cfg(test)]
     pub(crate) fn total(&self) -> u64 {
         self.total
+    }
+
+    /// Takes back `delta` recorded by [`Warning::notices`] whose notices were
+    /// never sent (so the next notice reports them again, once).
+    pub(crate) fn retract(&mut self, delta: u64) {
+        self.total = self.total.saturating_sub(delta);
     }
 
     /// Records `delta` lost envelopes and returns the encoded notices to send.
@@ -77,41 +82,54 @@ impl Warning {
             Admits::Metrics => None,
         };
         if let Some(app_id) = log_app {
-            let text = format!(
-                "Log message output is too high. {delta} messages dropped (Total {} messages dropped) from {WARNING_ORIGIN} to {}.",
-                self.total, self.destination
-            );
-            let env = Envelope {
-                origin: Some(WARNING_ORIGIN.to_owned()),
-                event_type: Some(EventType::LogMessage as i32),
-                timestamp: Some(now),
-                log_message: Some(LogMessage {
-                    message: Some(Bytes::from(text)),
-                    message_type: Some(MessageType::Err as i32),
-                    timestamp: Some(now),
-                    app_id: Some(app_id.to_owned()),
-                    source_type: Some(SOURCE_TYPE.to_owned()),
-                    source_instance: None,
-                }),
-                ..Default::default()
-            };
-            out.push(Bytes::from(env.encode_to_vec()));
+            let text = text(delta, self.total, &self.destination);
+            out.push(Bytes::from(log_envelope(app_id, text, now).encode_to_vec()));
         }
         if matches!(self.admits, Admits::Everything | Admits::Metrics) {
-            let env = Envelope {
-                origin: Some(WARNING_ORIGIN.to_owned()),
-                event_type: Some(EventType::CounterEvent as i32),
-                timestamp: Some(now),
-                counter_event: Some(CounterEvent {
-                    name: Some(COUNTER_NAME.to_owned()),
-                    delta: Some(delta),
-                    total: Some(self.total),
-                }),
-                ..Default::default()
-            };
+            let env = counter_envelope(delta, self.total, now);
             out.push(Bytes::from(env.encode_to_vec()));
         }
         out
+    }
+}
+
+/// The warning text for `delta` (running `total`) lost on the way to `destination`.
+pub(crate) fn text(delta: u64, total: u64, destination: &str) -> String {
+    format!(
+        "Log message output is too high. {delta} messages dropped (Total {total} messages dropped) from {WARNING_ORIGIN} to {destination}."
+    )
+}
+
+/// The warning log (v1) for `app_id`.
+pub(crate) fn log_envelope(app_id: &str, text: String, now: i64) -> Envelope {
+    Envelope {
+        origin: Some(WARNING_ORIGIN.to_owned()),
+        event_type: Some(EventType::LogMessage as i32),
+        timestamp: Some(now),
+        log_message: Some(LogMessage {
+            message: Some(Bytes::from(text)),
+            message_type: Some(MessageType::Err as i32),
+            timestamp: Some(now),
+            app_id: Some(app_id.to_owned()),
+            source_type: Some(SOURCE_TYPE.to_owned()),
+            source_instance: None,
+        }),
+        ..Default::default()
+    }
+}
+
+/// The warning counter (v1), `delta` and running `total`.
+pub(crate) fn counter_envelope(delta: u64, total: u64, now: i64) -> Envelope {
+    Envelope {
+        origin: Some(WARNING_ORIGIN.to_owned()),
+        event_type: Some(EventType::CounterEvent as i32),
+        timestamp: Some(now),
+        counter_event: Some(CounterEvent {
+            name: Some(COUNTER_NAME.to_owned()),
+            delta: Some(delta),
+            total: Some(total),
+        }),
+        ..Default::default()
     }
 }
 

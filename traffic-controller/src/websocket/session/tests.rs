@@ -49,6 +49,7 @@ struct Stats {
     egress: AtomicU64,
     dropped: AtomicU64,
     warned: AtomicU64,
+    abandoned: AtomicU64,
 }
 
 impl SessionStats for Stats {
@@ -60,6 +61,9 @@ impl SessionStats for Stats {
     }
     fn warned(&self) {
         self.warned.fetch_add(1, Ordering::Relaxed);
+    }
+    fn abandoned(&self, n: u64) {
+        self.abandoned.fetch_add(n, Ordering::Relaxed);
     }
 }
 
@@ -91,7 +95,7 @@ fn start(out_capacity: usize, ring_capacity: usize, admits: Admits) -> Harness {
         tokio::spawn(async move {
             let ws = ChannelWs { out: out_tx, inp };
             let mut warning = Warning::new(admits, "1.2.3.4:5".into());
-            let end = run(ws, &ring, &mut warning, config(), &cancel, &*stats).await;
+            let end = run(ws, &ring, &mut warning, config(), &cancel, &*stats, &()).await;
             (end, warning.total())
         })
     };
@@ -228,10 +232,18 @@ async fn stalled_client_is_a_slow_consumer_after_timeout() {
     }
     let (end, _) = h.task.await.expect("join");
     assert_eq!(end, End::SlowConsumer);
+    // 5 s without progress, then (no room can be made here) the farewell's
+    // own deadline.
     let waited = Instant::now() - t0;
     assert!(
-        waited >= Duration::from_secs(5) && waited < Duration::from_secs(6),
+        waited >= Duration::from_secs(5)
+            && waited < Duration::from_secs(6) + super::FAREWELL_TIMEOUT,
         "{waited:?}"
+    );
+    // Everything that was queued for it and not sent is counted as lost.
+    assert_eq!(
+        h.stats.abandoned.load(Ordering::Relaxed) + h.stats.egress.load(Ordering::Relaxed),
+        20
     );
     drop(h.from_server);
 }
@@ -282,4 +294,138 @@ async fn warnings_are_rate_limited_and_losses_accumulate() {
     assert_eq!(h.stats.warned.load(Ordering::Relaxed), 2);
     assert_eq!(h.stats.dropped.load(Ordering::Relaxed), 6);
     h.cancel.cancel();
+}
+
+/// A socket stand-in with room for `room` frames until `make_room` is called
+/// (then for everything): what a consumer that stopped reading looks like
+/// when the kernel keeps space back.
+#[derive(Default)]
+struct Gate {
+    frames: std::sync::Mutex<Vec<Message>>,
+    room: std::sync::atomic::AtomicUsize,
+    unlimited: std::sync::atomic::AtomicBool,
+    waker: std::sync::Mutex<Option<std::task::Waker>>,
+}
+
+impl Socket for std::sync::Arc<Gate> {
+    fn make_room(&self) {
+        self.unlimited.store(true, Ordering::SeqCst);
+        if let Some(w) = self.waker.lock().expect("lock").take() {
+            w.wake();
+        }
+    }
+}
+
+struct GatedWs {
+    gate: std::sync::Arc<Gate>,
+    inp: mpsc::UnboundedReceiver<Result<Message, WsError>>,
+}
+
+impl Sink<Message> for GatedWs {
+    type Error = WsError;
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        let g = &self.gate;
+        let full = g.frames.lock().expect("lock").len() >= g.room.load(Ordering::SeqCst);
+        if full && !g.unlimited.load(Ordering::SeqCst) {
+            *g.waker.lock().expect("lock") = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        Poll::Ready(Ok(()))
+    }
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), WsError> {
+        self.gate.frames.lock().expect("lock").push(item);
+        Ok(())
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        self.poll_ready(cx)
+    }
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Stream for GatedWs {
+    type Item = Result<Message, WsError>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.inp).poll_next(cx)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_consumer_finds_envelopes_then_warning_then_close_with_reason() {
+    use envelope_proto::events::Envelope;
+    use prost::Message as _;
+    let gate = std::sync::Arc::new(Gate::default());
+    // Room for the ping and three envelopes.
+    gate.room.store(4, Ordering::SeqCst);
+    let (_to_server, inp) = mpsc::unbounded();
+    let ring = std::sync::Arc::new(Ring::new(5));
+    let stats = std::sync::Arc::new(Stats::default());
+    let cancel = CancellationToken::new();
+    let task = {
+        let (gate, ring, stats, cancel) =
+            (gate.clone(), ring.clone(), stats.clone(), cancel.clone());
+        tokio::spawn(async move {
+            let ws = GatedWs {
+                gate: gate.clone(),
+                inp,
+            };
+            let mut warning = Warning::new(Admits::Everything, "1.2.3.4:5".into());
+            let end = run(ws, &ring, &mut warning, config(), &cancel, &*stats, &gate).await;
+            (end, warning.total())
+        })
+    };
+    tokio::task::yield_now().await;
+    for i in 0..5u8 {
+        ring.push(Bytes::from(vec![i]));
+    }
+    // The socket takes 0..2, the split sink's one-frame slot holds 3, the
+    // writer blocks on 4; then ten more arrive into a ring of five: five
+    // overwritten, five queued.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for i in 10..20u8 {
+        ring.push(Bytes::from(vec![i]));
+    }
+    let (end, total) = task.await.expect("join");
+    assert_eq!(end, End::SlowConsumer);
+    // Lost: 4 (taken, never sent), 15..19 (queued), 10..14 (overwritten).
+    assert_eq!(total, 11);
+    assert_eq!(stats.egress.load(Ordering::Relaxed), 4);
+    assert_eq!(stats.dropped.load(Ordering::Relaxed), 5);
+    assert_eq!(stats.abandoned.load(Ordering::Relaxed), 6);
+    assert_eq!(stats.warned.load(Ordering::Relaxed), 1);
+
+    let frames = gate.frames.lock().expect("lock").clone();
+    assert_eq!(frames.len(), 8, "{frames:?}");
+    assert!(matches!(frames[0], Message::Ping(_)));
+    for (i, f) in frames[1..5].iter().enumerate() {
+        assert_eq!(*f, Message::Binary(Bytes::from(vec![i as u8])));
+    }
+    let Message::Binary(log) = &frames[5] else {
+        panic!("warning log expected, got {:?}", frames[5])
+    };
+    let text = Envelope::decode(log.as_ref())
+        .expect("log")
+        .log_message
+        .and_then(|l| l.message)
+        .expect("text");
+    assert_eq!(
+        &text[..],
+        b"Log message output is too high. 11 messages dropped (Total 11 messages dropped) from loggregator.trafficcontroller to 1.2.3.4:5."
+    );
+    let Message::Binary(counter) = &frames[6] else {
+        panic!("warning counter expected, got {:?}", frames[6])
+    };
+    let c = Envelope::decode(counter.as_ref())
+        .expect("counter")
+        .counter_event
+        .expect("counter event");
+    assert_eq!((c.delta, c.total), (Some(11), Some(11)));
+    assert_eq!(
+        close_code(&frames[7]),
+        Some((
+            1000,
+            "slow consumer: no progress for 5s; 11 messages dropped".to_owned()
+        ))
+    );
 }
