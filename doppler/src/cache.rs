@@ -189,6 +189,9 @@ impl AppCache {
     }
 
     fn count_size_drops(&mut self, n: u64) {
+        if n == 0 {
+            return;
+        }
         self.size_dropped += n;
         self.size_drops.add(n);
     }
