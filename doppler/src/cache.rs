@@ -2,13 +2,23 @@
 //! `plumbing.Doppler/ContainerMetrics` (reference §9.5, §15).
 //!
 //! - Recent logs: per app, the last `max_logs_per_app` log envelopes (oldest
-//!   first when read).
+//!   first when read), and no more than `max_log_bytes_per_app` bytes of them:
+//!   the oldest logs go first. A single log larger than that bound is not
+//!   cached.
 //! - Container metrics: per app, the newest container metric per instance (by
 //!   envelope timestamp); entries older than the TTL are pruned on read.
 //! - An app is created on its first cached envelope and removed after
 //!   `inactivity_timeout` without one; at most `max_apps` apps are kept, the least
-//!   recently used app is evicted to make room (memory stays bounded:
-//!   `max_apps × (max_logs_per_app + instances)` entries).
+//!   recently used app is evicted to make room.
+//! - Memory is bounded by bytes: every entry costs its encoded size plus
+//!   [`ENTRY_OVERHEAD`]; when all apps together hold more than
+//!   `max_total_bytes`, the least recently used apps (other than the one being
+//!   written) are evicted, oldest first.
+//!
+//! Logs removed or refused because of a byte bound are counted
+//! (`recent_logs_dropped_by_size`); evicted apps are counted
+//! (`recent_logs_apps_evicted`); the bytes held are a gauge
+//! (`recent_logs_cache_bytes`).
 //!
 //! Entries are kept in the form they arrived in ([`Stored`]); v2 entries are
 //! converted to v1 only when a request reads them, so caching costs the ingress
@@ -20,15 +30,30 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use envelope_proto::view::Kind;
-use plumbing::metrics::Counter;
+use plumbing::metrics::{Counter, Gauge};
 
 use crate::envelope::Ingested;
+
+/// Default bound on the bytes of cached logs per app: one RecentLogs answer
+/// (10 MiB, the gRPC message limit) — more could never be sent.
+pub const DEFAULT_MAX_LOG_BYTES_PER_APP: usize = 10 * 1024 * 1024;
+/// Default bound on the bytes held by all apps together (512 MiB).
+pub const DEFAULT_MAX_TOTAL_BYTES: usize = 512 * 1024 * 1024;
+/// Bytes accounted per cached entry on top of its encoded size (queue slot,
+/// buffer header, map entry), so many tiny entries are bounded too.
+pub const ENTRY_OVERHEAD: usize = 64;
 
 /// Cache limits.
 #[derive(Debug, Clone)]
 pub struct CacheConfig {
     /// Logs kept per app (`0` disables the recent-logs cache).
     pub max_logs_per_app: usize,
+    /// Bytes of logs kept per app (oldest dropped first); a log larger than
+    /// this is not cached.
+    pub max_log_bytes_per_app: usize,
+    /// Bytes kept by all apps together, logs and container metrics; the least
+    /// recently used apps are evicted beyond it.
+    pub max_total_bytes: usize,
     /// Container metrics older than this (by envelope timestamp) are not served.
     pub container_metric_ttl: Duration,
     /// Apps without new envelopes for this long are removed.
@@ -41,6 +66,8 @@ impl Default for CacheConfig {
     fn default() -> Self {
         Self {
             max_logs_per_app: 100,
+            max_log_bytes_per_app: DEFAULT_MAX_LOG_BYTES_PER_APP,
+            max_total_bytes: DEFAULT_MAX_TOTAL_BYTES,
             container_metric_ttl: Duration::from_secs(120),
             inactivity_timeout: Duration::from_secs(3600),
             max_apps: 100_000,
@@ -57,11 +84,34 @@ pub enum Stored {
     V2(Bytes),
 }
 
+impl Stored {
+    /// Encoded size.
+    pub fn len(&self) -> usize {
+        match self {
+            Stored::V1(b) | Stored::V2(b) => b.len(),
+        }
+    }
+
+    /// Whether the encoding is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes this entry is accounted for in the cache.
+    fn cost(&self) -> usize {
+        self.len() + ENTRY_OVERHEAD
+    }
+}
+
 #[derive(Debug)]
 struct AppEntry {
     logs: VecDeque<Stored>,
+    /// Accounted bytes of `logs`.
+    log_bytes: usize,
     /// instance -> (envelope timestamp ns, envelope)
     metrics: HashMap<Box<str>, (i64, Stored)>,
+    /// Accounted bytes of `metrics` (instance names included).
+    metric_bytes: usize,
     last_seen: Instant,
     /// Position in the LRU order.
     lru_key: (u64, u64),
@@ -80,6 +130,14 @@ pub struct AppCache {
     evicted: u64,
     /// Metric mirror of `evicted`.
     evictions: Counter,
+    /// Accounted bytes of every app.
+    total_bytes: usize,
+    /// Logs removed or refused because of a byte bound.
+    size_dropped: u64,
+    /// Metric mirror of `size_dropped`.
+    size_drops: Counter,
+    /// Metric mirror of `total_bytes`.
+    bytes_gauge: Gauge,
 }
 
 impl AppCache {
@@ -94,6 +152,10 @@ impl AppCache {
             now: Instant::now(),
             evicted: 0,
             evictions: Counter::detached(),
+            total_bytes: 0,
+            size_dropped: 0,
+            size_drops: Counter::detached(),
+            bytes_gauge: Gauge::detached(),
         }
     }
 
@@ -101,6 +163,81 @@ impl AppCache {
     pub fn with_eviction_counter(mut self, counter: Counter) -> Self {
         self.evictions = counter;
         self
+    }
+
+    /// Counts logs dropped by the byte bounds in `counter` and mirrors the
+    /// bytes held in `gauge`.
+    pub fn with_size_metrics(mut self, counter: Counter, gauge: Gauge) -> Self {
+        self.size_drops = counter;
+        self.bytes_gauge = gauge;
+        self
+    }
+
+    /// Accounted bytes held by all apps.
+    pub fn total_bytes(&self) -> usize {
+        self.total_bytes
+    }
+
+    /// Logs removed or refused so far because of a byte bound.
+    pub fn dropped_by_size(&self) -> u64 {
+        self.size_dropped
+    }
+
+    fn publish_bytes(&self) {
+        self.bytes_gauge
+            .set(i64::try_from(self.total_bytes).unwrap_or(i64::MAX));
+    }
+
+    fn count_size_drops(&mut self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.size_dropped += n;
+        self.size_drops.add(n);
+    }
+
+    /// Removes `name` and its bytes; `false` if it was not cached.
+    fn remove_app(&mut self, name: &str) -> bool {
+        let Some(e) = self.apps.remove(name) else {
+            return false;
+        };
+        self.total_bytes -= e.log_bytes + e.metric_bytes;
+        true
+    }
+
+    /// Evicts least recently used apps other than `keep` until the total is
+    /// within `max_total_bytes`; if `keep` alone is over, its oldest logs go.
+    fn enforce_total(&mut self, keep: &str) {
+        let max = self.cfg.max_total_bytes;
+        while self.total_bytes > max {
+            let victim = self
+                .lru
+                .iter()
+                .find(|(_, name)| &***name != keep)
+                .map(|(k, _)| *k);
+            let Some(key) = victim else {
+                break;
+            };
+            if let Some(name) = self.lru.remove(&key) {
+                self.remove_app(&name);
+                self.evicted += 1;
+                self.evictions.inc();
+            }
+        }
+        let mut trimmed = 0;
+        if self.total_bytes > max
+            && let Some(e) = self.apps.get_mut(keep)
+        {
+            while self.total_bytes > max {
+                let Some(old) = e.logs.pop_front() else {
+                    break;
+                };
+                e.log_bytes -= old.cost();
+                self.total_bytes -= old.cost();
+                trimmed += 1;
+            }
+        }
+        self.count_size_drops(trimmed);
     }
 
     /// Starts a batch of updates at `now`: an app touched several times in one
@@ -148,7 +285,7 @@ impl AppCache {
             let Some((_, victim)) = self.lru.pop_first() else {
                 break;
             };
-            self.apps.remove(&victim);
+            self.remove_app(&victim);
             self.evicted += 1;
             self.evictions.inc();
         }
@@ -158,23 +295,45 @@ impl AppCache {
         self.lru.insert(key, name.clone());
         self.apps.entry(name).or_insert(AppEntry {
             logs: VecDeque::new(),
+            log_bytes: 0,
             metrics: HashMap::new(),
+            metric_bytes: 0,
             last_seen: now,
             lru_key: key,
         })
     }
 
-    /// Appends a log envelope for `app`, dropping the oldest beyond the limit.
+    /// Appends a log envelope for `app`, dropping the oldest beyond the count
+    /// and byte limits (a log larger than the per-app byte limit is refused).
     pub fn push_log(&mut self, app: &str, env: Stored) {
         let max = self.cfg.max_logs_per_app;
         if max == 0 || app.is_empty() {
             return;
         }
+        let cost = env.cost();
+        let max_bytes = self.cfg.max_log_bytes_per_app;
+        if cost > max_bytes {
+            self.count_size_drops(1);
+            return;
+        }
         let e = self.entry(app);
-        if e.logs.len() >= max {
-            e.logs.pop_front();
+        let (mut freed, mut by_size) = (0, 0);
+        while e.logs.len() >= max || e.log_bytes + cost > max_bytes {
+            let Some(old) = e.logs.pop_front() else {
+                break;
+            };
+            if e.logs.len() + 1 < max {
+                by_size += 1;
+            }
+            e.log_bytes -= old.cost();
+            freed += old.cost();
         }
         e.logs.push_back(env);
+        e.log_bytes += cost;
+        self.total_bytes = self.total_bytes + cost - freed;
+        self.count_size_drops(by_size);
+        self.enforce_total(app);
+        self.publish_bytes();
     }
 
     /// Records a container metric for `app`/`instance`, keeping the newest by
@@ -184,16 +343,25 @@ impl AppCache {
             return;
         }
         let e = self.entry(app);
-        match e.metrics.get_mut(instance) {
+        let (added, freed) = match e.metrics.get_mut(instance) {
             Some(slot) => {
                 if timestamp >= slot.0 {
-                    *slot = (timestamp, env);
+                    let old = std::mem::replace(slot, (timestamp, env));
+                    (slot.1.cost(), old.1.cost())
+                } else {
+                    (0, 0)
                 }
             }
             None => {
+                let cost = env.cost() + instance.len();
                 e.metrics.insert(instance.into(), (timestamp, env));
+                (cost, 0)
             }
-        }
+        };
+        e.metric_bytes = e.metric_bytes + added - freed;
+        self.total_bytes = self.total_bytes + added - freed;
+        self.enforce_total(app);
+        self.publish_bytes();
     }
 
     /// The cached logs of `app`, oldest first.
@@ -212,12 +380,22 @@ impl AppCache {
         let Some(e) = self.apps.get_mut(app) else {
             return Vec::new();
         };
-        e.metrics.retain(|_, (ts, _)| *ts >= cutoff);
+        let mut freed = 0;
+        e.metrics.retain(|instance, (ts, s)| {
+            let keep = *ts >= cutoff;
+            if !keep {
+                freed += s.cost() + instance.len();
+            }
+            keep
+        });
+        e.metric_bytes -= freed;
         let mut out: Vec<_> = e
             .metrics
             .iter()
             .map(|(i, (_, s))| (i.clone(), s.clone()))
             .collect();
+        self.total_bytes -= freed;
+        self.publish_bytes();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out.into_iter().map(|(_, s)| s).collect()
     }
@@ -237,12 +415,13 @@ impl AppCache {
                 break;
             }
             if let Some(name) = self.lru.remove(&k) {
-                self.apps.remove(&name);
+                self.remove_app(&name);
                 removed += 1;
             }
         }
         self.evicted += removed as u64;
         self.evictions.add(removed as u64);
+        self.publish_bytes();
         removed
     }
 }
@@ -300,6 +479,8 @@ mod tests {
     fn cfg(max_logs: usize, max_apps: usize) -> CacheConfig {
         CacheConfig {
             max_logs_per_app: max_logs,
+            max_log_bytes_per_app: DEFAULT_MAX_LOG_BYTES_PER_APP,
+            max_total_bytes: DEFAULT_MAX_TOTAL_BYTES,
             container_metric_ttl: Duration::from_secs(120),
             inactivity_timeout: Duration::from_secs(10),
             max_apps,
@@ -383,5 +564,133 @@ mod tests {
         assert_eq!(c.container_metrics("a", 211 * sec), vec![s("i0-new")]);
         assert!(c.container_metrics("a", 400 * sec).is_empty());
         assert!(c.container_metrics("zzz", 0).is_empty());
+    }
+
+    /// A log of exactly `len` encoded bytes, tagged with `n` in its first byte.
+    fn sized(n: u8, len: usize) -> Stored {
+        let mut v = vec![b'x'; len];
+        v[0] = n;
+        Stored::V2(Bytes::from(v))
+    }
+
+    fn bytes_cfg(per_app: usize, total: usize) -> CacheConfig {
+        CacheConfig {
+            max_log_bytes_per_app: per_app,
+            max_total_bytes: total,
+            ..cfg(100, 10)
+        }
+    }
+
+    #[test]
+    fn per_app_byte_bound_drops_oldest_first_and_counts() {
+        let cost = 1000 + ENTRY_OVERHEAD;
+        let counter = Counter::detached();
+        let mut c = AppCache::new(bytes_cfg(3 * cost, 1 << 30))
+            .with_size_metrics(counter.clone(), Gauge::detached());
+        c.begin(Instant::now());
+        for i in 0..5 {
+            c.push_log("a", sized(i, 1000));
+        }
+        assert_eq!(
+            c.recent_logs("a"),
+            vec![sized(2, 1000), sized(3, 1000), sized(4, 1000)],
+            "the newest that fit, oldest first"
+        );
+        assert_eq!(c.dropped_by_size(), 2);
+        assert_eq!(counter.get(), 2);
+        assert_eq!(c.total_bytes(), 3 * cost);
+        // One larger log pushes out as many old ones as it needs.
+        c.push_log("a", sized(9, 2000));
+        assert_eq!(c.recent_logs("a"), vec![sized(4, 1000), sized(9, 2000)]);
+        assert_eq!(c.total_bytes(), cost + 2000 + ENTRY_OVERHEAD);
+        assert_eq!(c.dropped_by_size(), 4);
+    }
+
+    #[test]
+    fn a_log_larger_than_the_per_app_bound_is_refused_and_counted() {
+        let mut c = AppCache::new(bytes_cfg(5000, 1 << 30));
+        c.begin(Instant::now());
+        c.push_log("a", sized(1, 100));
+        c.push_log("a", sized(2, 5000));
+        assert_eq!(c.recent_logs("a"), vec![sized(1, 100)]);
+        assert_eq!(c.dropped_by_size(), 1);
+        assert_eq!(c.total_bytes(), 100 + ENTRY_OVERHEAD);
+    }
+
+    #[test]
+    fn count_limit_pops_are_not_size_drops() {
+        let mut c = AppCache::new(cfg(2, 10));
+        c.begin(Instant::now());
+        for i in 0..5 {
+            c.push_log("a", sized(i, 10));
+        }
+        assert_eq!(c.recent_logs("a").len(), 2);
+        assert_eq!(c.dropped_by_size(), 0);
+        assert_eq!(c.total_bytes(), 2 * (10 + ENTRY_OVERHEAD));
+    }
+
+    #[test]
+    fn total_byte_bound_evicts_least_recently_used_apps() {
+        let cost = 1000 + ENTRY_OVERHEAD;
+        let gauge = Gauge::detached();
+        // Room for 5 logs in all; each app may hold 3.
+        let mut c = AppCache::new(bytes_cfg(3 * cost, 5 * cost))
+            .with_size_metrics(Counter::detached(), gauge.clone());
+        let t0 = Instant::now();
+        for (i, app) in ["a", "b"].iter().enumerate() {
+            c.begin(t0);
+            c.push_log(app, sized(i as u8, 1000));
+            c.push_log(app, sized(i as u8, 1000));
+        }
+        assert_eq!(c.total_bytes(), 4 * cost);
+        c.begin(t0);
+        c.push_log("c", sized(7, 1000));
+        assert_eq!(c.app_count(), 3, "5 entries fit");
+        c.begin(t0);
+        c.push_log("c", sized(8, 1000));
+        // 6 entries: "a" is the least recently used and goes.
+        assert!(c.recent_logs("a").is_empty());
+        assert_eq!(c.recent_logs("b").len(), 2);
+        assert_eq!(c.recent_logs("c"), vec![sized(7, 1000), sized(8, 1000)]);
+        assert_eq!(c.evicted(), 1);
+        assert_eq!(c.total_bytes(), 4 * cost);
+        assert_eq!(gauge.get(), (4 * cost) as i64);
+        // The app being written is never the victim: a total below one
+        // app's share trims that app's oldest logs instead.
+        let mut c = AppCache::new(bytes_cfg(3 * cost, 2 * cost));
+        c.begin(t0);
+        for i in 0..3 {
+            c.push_log("solo", sized(i, 1000));
+        }
+        assert_eq!(c.recent_logs("solo"), vec![sized(1, 1000), sized(2, 1000)]);
+        assert!(c.total_bytes() <= 2 * cost);
+        assert_eq!(c.dropped_by_size(), 1);
+    }
+
+    #[test]
+    fn bytes_are_released_by_eviction_and_metric_replacement() {
+        let mut c = AppCache::new(cfg(10, 10));
+        let t0 = Instant::now();
+        c.begin(t0);
+        c.push_log("a", sized(1, 500));
+        let sec = 1_000_000_000i64;
+        c.put_container_metric("a", "0", 100 * sec, sized(2, 300));
+        let after_first = c.total_bytes();
+        assert_eq!(after_first, 500 + 300 + 2 * ENTRY_OVERHEAD + 1);
+        c.put_container_metric("a", "0", 101 * sec, sized(3, 100));
+        assert_eq!(c.total_bytes(), after_first - 200, "replaced, not added");
+        c.put_container_metric("a", "0", 50 * sec, sized(4, 900));
+        assert_eq!(c.total_bytes(), after_first - 200, "older metric ignored");
+        // TTL pruning on read releases the metric.
+        assert!(c.container_metrics("a", 400 * sec).is_empty());
+        assert_eq!(c.total_bytes(), 500 + ENTRY_OVERHEAD);
+        assert_eq!(c.evict_idle(t0 + Duration::from_secs(11)), 1);
+        assert_eq!(c.total_bytes(), 0);
+        // Capacity eviction releases bytes too.
+        let mut c = AppCache::new(cfg(10, 1));
+        c.begin(t0);
+        c.push_log("a", sized(1, 500));
+        c.push_log("b", sized(2, 100));
+        assert_eq!(c.total_bytes(), 100 + ENTRY_OVERHEAD);
     }
 }

@@ -64,6 +64,12 @@ pub struct Args {
     /// Logs kept per app for RecentLogs; 0 disables [default: 100].
     #[arg(long)]
     pub max_retained_logs: Option<u64>,
+    /// Bytes of logs kept per app for RecentLogs, oldest dropped first [default: 10485760].
+    #[arg(long)]
+    pub max_retained_log_bytes: Option<u64>,
+    /// Bytes held by the recent-logs and container-metrics caches in total; least recently used apps evicted [default: 536870912].
+    #[arg(long)]
+    pub max_cache_bytes: Option<u64>,
     /// Container metrics older than this are not served [default: 120].
     #[arg(long)]
     pub container_metric_ttl_seconds: Option<u64>,
@@ -109,6 +115,8 @@ impl Args {
             egress_buffer_size: self.egress_buffer_size,
             max_message_size: self.max_message_size,
             max_retained_logs: self.max_retained_logs,
+            max_retained_log_bytes: self.max_retained_log_bytes,
+            max_cache_bytes: self.max_cache_bytes,
             container_metric_ttl_seconds: self.container_metric_ttl_seconds,
             sink_inactivity_timeout_seconds: self.sink_inactivity_timeout_seconds,
             max_cached_apps: self.max_cached_apps,

@@ -24,6 +24,10 @@ pub const DEFAULT_GRPC_PORT: u16 = 8082;
 pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:14825";
 /// Default max gRPC message size: 10 MiB (reference §5.5).
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 10 * 1024 * 1024;
+/// Largest message doppler's peers (traffic controller, RLP, nozzles) accept:
+/// their max receive message size, 10 MiB (reference §5.5, §12.3). Egress
+/// never sends a larger one, whatever `max_message_size` says.
+pub const PEER_MAX_RECEIVE_MESSAGE_SIZE: usize = 10 * 1024 * 1024;
 
 /// Paths of the PEM files for mutual TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +82,13 @@ pub struct Config {
 }
 
 impl Config {
+    /// Largest message egress sends, in encoded bytes (protobuf framing
+    /// included, gRPC's 5-byte prefix not): `max_message_size`, but never
+    /// more than the peers accept ([`PEER_MAX_RECEIVE_MESSAGE_SIZE`]).
+    pub fn egress_message_limit(&self) -> usize {
+        self.max_message_size.min(PEER_MAX_RECEIVE_MESSAGE_SIZE)
+    }
+
     /// A configuration for in-process tests: ephemeral addresses, default sizes,
     /// mTLS with `tls` (or plaintext when `None`), no own-metric emission.
     pub fn for_tests(tls: Option<TlsPaths>) -> Self {
@@ -128,6 +139,10 @@ pub struct RawConfig {
     pub max_message_size: Option<u64>,
     /// Logs kept per app for RecentLogs.
     pub max_retained_logs: Option<u64>,
+    /// Bytes of logs kept per app for RecentLogs.
+    pub max_retained_log_bytes: Option<u64>,
+    /// Bytes kept by the recent-logs / container-metrics caches in total.
+    pub max_cache_bytes: Option<u64>,
     /// Container-metric TTL in seconds.
     pub container_metric_ttl_seconds: Option<u64>,
     /// App inactivity timeout in seconds.
@@ -241,6 +256,8 @@ impl RawConfig {
             egress_buffer_size,
             max_message_size,
             max_retained_logs,
+            max_retained_log_bytes,
+            max_cache_bytes,
             container_metric_ttl_seconds,
             sink_inactivity_timeout_seconds,
             max_cached_apps,
@@ -289,6 +306,18 @@ impl RawConfig {
         )?
         .get();
         let max_cached_apps = nonzero("max_cached_apps", self.max_cached_apps, 100_000)?.get();
+        let max_log_bytes_per_app = nonzero(
+            "max_retained_log_bytes",
+            self.max_retained_log_bytes,
+            crate::cache::DEFAULT_MAX_LOG_BYTES_PER_APP,
+        )?
+        .get();
+        let max_total_bytes = nonzero(
+            "max_cache_bytes",
+            self.max_cache_bytes,
+            crate::cache::DEFAULT_MAX_TOTAL_BYTES,
+        )?
+        .get();
 
         let mut grpc_addr = self
             .grpc_addr
@@ -329,6 +358,8 @@ impl RawConfig {
             max_message_size,
             cache: CacheConfig {
                 max_logs_per_app: self.max_retained_logs.unwrap_or(100) as usize,
+                max_log_bytes_per_app,
+                max_total_bytes,
                 container_metric_ttl: Duration::from_secs(
                     self.container_metric_ttl_seconds.unwrap_or(120),
                 ),
@@ -469,6 +500,27 @@ mod tests {
         let c = file.merge(envs).validate().unwrap();
         assert_eq!(c.ingress_buffer_size.get(), 9);
         assert_eq!(c.cache.max_logs_per_app, 3);
+        assert_eq!(
+            c.cache.max_log_bytes_per_app,
+            crate::cache::DEFAULT_MAX_LOG_BYTES_PER_APP
+        );
+        let c: Config = toml::from_str::<RawConfig>(
+            "insecure_plaintext = true\nmax_retained_log_bytes = 1000\nmax_cache_bytes = 5000\nmax_message_size = 20971520\n",
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert_eq!(c.cache.max_log_bytes_per_app, 1000);
+        assert_eq!(c.cache.max_total_bytes, 5000);
+        assert_eq!(c.egress_message_limit(), PEER_MAX_RECEIVE_MESSAGE_SIZE);
+        let err = toml::from_str::<RawConfig>("insecure_plaintext = true\nmax_cache_bytes = 0\n")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("max_cache_bytes must be greater than 0")
+        );
         assert!(c.tls.is_none());
         assert!(toml::from_str::<RawConfig>("bogus = 1").is_err());
     }

@@ -25,8 +25,12 @@ pub struct Metrics {
     pub invalid: Counter,
     /// v1 conversions that could not be marshalled (dropped for v1 subscribers).
     pub v1_encode_failures: Counter,
-    /// Cached apps evicted (inactivity or capacity).
+    /// Cached apps evicted (inactivity, app capacity or byte capacity).
     pub cache_evictions: Counter,
+    /// Logs removed from or refused by the recent-logs cache by its byte bounds.
+    pub cache_size_dropped: Counter,
+    /// Accounted bytes held by the recent-logs / container-metrics caches.
+    pub cache_bytes: Gauge,
 }
 
 impl Metrics {
@@ -59,6 +63,16 @@ impl Metrics {
             cache_evictions: registry.counter(
                 "recent_logs_apps_evicted",
                 "Apps evicted from the recent-logs/container-metrics cache",
+                &[],
+            ),
+            cache_size_dropped: registry.counter(
+                "recent_logs_dropped_by_size",
+                "Logs removed from or refused by the recent-logs cache because of its byte bounds",
+                &[],
+            ),
+            cache_bytes: registry.gauge(
+                "recent_logs_cache_bytes",
+                "Bytes held by the recent-logs/container-metrics cache (entries plus overhead)",
                 &[],
             ),
         }

@@ -53,7 +53,12 @@ pub async fn run(
     let ingress_ring = Arc::new(Ring::new(config.ingress_buffer_size.get()));
     let subs = subscriptions::Registry::new(metrics.subscriptions.clone());
     let cache = Arc::new(Mutex::new(
-        AppCache::new(config.cache.clone()).with_eviction_counter(metrics.cache_evictions.clone()),
+        AppCache::new(config.cache.clone())
+            .with_eviction_counter(metrics.cache_evictions.clone())
+            .with_size_metrics(
+                metrics.cache_size_dropped.clone(),
+                metrics.cache_bytes.clone(),
+            ),
     ));
 
     let router = Router {
@@ -77,6 +82,7 @@ pub async fn run(
         metrics.clone(),
         shutdown.clone(),
         config.egress_buffer_size.get(),
+        config.egress_message_limit(),
     );
     let max = config.max_message_size;
     let incoming = plumbing::tls::grpc::serve_incoming(listeners.grpc, tls);

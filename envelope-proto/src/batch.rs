@@ -163,13 +163,43 @@ pub fn encode<B: AsRef<[u8]>>(items: &[B], out: &mut BytesMut) {
 
 /// Size of the batch [`encode`] writes for `items`.
 pub fn encoded_len<B: AsRef<[u8]>>(items: &[B]) -> usize {
-    items
-        .iter()
-        .map(|i| {
-            let len = i.as_ref().len();
-            1 + varint_len(len as u64) + len
-        })
-        .sum()
+    items.iter().map(|i| entry_len(i.as_ref().len())).sum()
+}
+
+/// Bytes one entry of `len` bytes takes in a batch: its tag, its length
+/// varint and itself.
+///
+/// The same framing holds for every message made of `repeated bytes` or
+/// `repeated Envelope` field 1: `EnvelopeBatch`, v1 `BatchResponse`,
+/// `RecentLogsResponse`, `ContainerMetricsResponse`, and (for one entry)
+/// `Response` and `EnvelopeData`. gRPC's own 5-byte message prefix is not
+/// part of the message size that receivers limit.
+#[inline]
+pub fn entry_len(len: usize) -> usize {
+    1 + varint_len(len as u64) + len
+}
+
+/// Whether an entry of `len` bytes fits, alone, in a message of at most
+/// `limit` bytes.
+#[inline]
+pub fn fits_alone(len: usize, limit: usize) -> bool {
+    entry_len(len) <= limit
+}
+
+/// How many leading `items` fit in one batch of at most `limit` encoded
+/// bytes: the batch to send next when the receiver accepts messages up to
+/// `limit` bytes. At least one item is taken whenever the first fits alone;
+/// `0` for a non-empty slice means the first item cannot be sent in any
+/// batch (check with [`fits_alone`] and drop it).
+pub fn fitting<B: AsRef<[u8]>>(items: &[B], limit: usize) -> usize {
+    let mut total = 0usize;
+    for (n, item) in items.iter().enumerate() {
+        total += entry_len(item.as_ref().len());
+        if total > limit {
+            return n;
+        }
+    }
+    items.len()
 }
 
 #[cfg(test)]
@@ -207,5 +237,31 @@ mod tests {
         assert_eq!(&out[4..7], &[0x0a, 0xc8, 0x01]);
         let back: Vec<Bytes> = split(&out.freeze()).expect("valid").collect();
         assert_eq!(back, items);
+    }
+
+    #[test]
+    fn fitting_closes_a_batch_before_it_exceeds_the_limit() {
+        // Entries of 100 bytes take 102 (tag, 1-byte length, body);
+        // 200 bytes take 203 (2-byte length).
+        let small = Bytes::from(vec![1u8; 100]);
+        let big = Bytes::from(vec![2u8; 200]);
+        assert_eq!(entry_len(100), 102);
+        assert_eq!(entry_len(200), 203);
+        let items = [small.clone(), small.clone(), big.clone(), small.clone()];
+        assert_eq!(fitting(&items, 204), 2, "third would make 407");
+        assert_eq!(fitting(&items, 203), 1);
+        assert_eq!(fitting(&items, 101), 0, "first does not fit alone");
+        assert_eq!(fitting(&items[2..], 203), 1, "exactly the limit fits");
+        assert_eq!(fitting(&items[2..], 202), 0);
+        assert_eq!(fitting(&items, 10_000), 4);
+        assert_eq!(fitting::<Bytes>(&[], 0), 0);
+        // The limit is on the encoded size.
+        let n = fitting(&items, 305);
+        let mut out = BytesMut::new();
+        encode(&items[..n], &mut out);
+        assert!(out.len() <= 305);
+        assert_eq!(out.len(), encoded_len(&items[..n]));
+        assert!(fits_alone(200, 203));
+        assert!(!fits_alone(200, 202));
     }
 }

@@ -2,8 +2,13 @@
 //! soon as the ring runs dry, via [`plumbing::batch::next_batch`]) and write
 //! it to the doppler pool.
 //!
-//! - v2: one `EnvelopeBatch` built from the envelopes' bytes
-//!   ([`envelope_proto::batch::encode`], no re-encode) per write.
+//! - v2: `EnvelopeBatch`es built from the envelopes' bytes
+//!   ([`envelope_proto::batch::encode`], no re-encode), each at most
+//!   [`MAX_BATCH_BYTES`] (doppler's receive limit) with framing: a batch is
+//!   closed before the next envelope would exceed it. An envelope too large
+//!   to be sent even alone is dropped, counted in
+//!   `dropped{direction="egress",metric_version="2.0"}` and logged (at most
+//!   once per `drop_log_interval`).
 //! - v1: each datagram is processed ([`crate::process::v1`]) and wrapped as
 //!   `EnvelopeData`; the batch goes to one Pusher stream as consecutive
 //!   messages, which tonic coalesces into few socket writes.
@@ -22,6 +27,10 @@ use plumbing::ring::Ring;
 use crate::metrics::Metrics;
 use crate::pool::Pool;
 use crate::process::v1::V1Processor;
+
+/// Largest v2 batch sent, in encoded bytes: doppler's max receive message
+/// size (10 MiB, reference §5.5). A larger one would fail the whole stream.
+pub const MAX_BATCH_BYTES: usize = plumbing::tls::grpc::MAX_MESSAGE_SIZE;
 
 /// Window of the `average_envelopes` gauges.
 const AVERAGE_WINDOW: Duration = Duration::from_secs(60);
@@ -165,21 +174,60 @@ pub async fn run_v2(
         log_v2_drops,
     );
     let mut average = Average::new(metrics.average_envelopes_v2.clone());
+    let mut oversized = Oversized {
+        interval: drop_log_interval,
+        last_log: None,
+        pending: 0,
+    };
     let mut out = BytesMut::new();
     while let Some(batch) = intake.next().await {
-        let n = batch.len() as u64;
-        envelope_proto::batch::encode(batch, &mut out);
-        let msg = out.split().freeze();
         let bytes: usize = batch.iter().map(Bytes::len).sum();
-        average.add(bytes as u64, n);
-        write_counted(
-            &pool,
-            vec![msg],
-            n,
-            &metrics.egress_v2,
-            &metrics.dropped_egress_v2,
-        )
-        .await;
+        average.add(bytes as u64, batch.len() as u64);
+        let mut rest = batch;
+        while !rest.is_empty() {
+            let n = envelope_proto::batch::fitting(rest, MAX_BATCH_BYTES);
+            if n == 0 {
+                metrics.dropped_egress_v2.inc();
+                oversized.record(rest[0].len());
+                rest = &rest[1..];
+                continue;
+            }
+            let (run, tail) = rest.split_at(n);
+            rest = tail;
+            envelope_proto::batch::encode(run, &mut out);
+            let msg = out.split().freeze();
+            write_counted(
+                &pool,
+                vec![msg],
+                n as u64,
+                &metrics.egress_v2,
+                &metrics.dropped_egress_v2,
+            )
+            .await;
+        }
+    }
+}
+
+/// Rate-limited log of v2 envelopes too large for any batch.
+struct Oversized {
+    interval: Duration,
+    last_log: Option<Instant>,
+    pending: u64,
+}
+
+impl Oversized {
+    fn record(&mut self, len: usize) {
+        self.pending += 1;
+        if self.last_log.is_none_or(|t| t.elapsed() >= self.interval) {
+            tracing::warn!(
+                last_size = len,
+                limit = MAX_BATCH_BYTES,
+                "Dropped {} v2 envelopes too large for one message to doppler",
+                self.pending
+            );
+            self.pending = 0;
+            self.last_log = Some(Instant::now());
+        }
     }
 }
 
@@ -286,6 +334,131 @@ mod tests {
         assert_eq!(metrics.egress_v2.get(), 0);
         assert_eq!(metrics.average_envelopes_v2.get(), 3);
         shutdown.trigger();
+    }
+
+    /// A plaintext `loggregator.v2.Ingress` server with doppler's 10 MiB
+    /// receive limit that records the envelopes of every batch it accepts.
+    struct Recorder {
+        batches: Arc<parking_lot::Mutex<Vec<Vec<usize>>>>,
+    }
+
+    #[tonic::async_trait]
+    impl envelope_proto::raw::ingress_server::Ingress for Recorder {
+        async fn sender(
+            &self,
+            _: tonic::Request<tonic::Streaming<Bytes>>,
+        ) -> Result<tonic::Response<Bytes>, tonic::Status> {
+            Err(tonic::Status::unimplemented("test"))
+        }
+
+        async fn batch_sender(
+            &self,
+            request: tonic::Request<tonic::Streaming<Bytes>>,
+        ) -> Result<tonic::Response<Bytes>, tonic::Status> {
+            let mut stream = request.into_inner();
+            while let Some(msg) = stream.message().await? {
+                let lens = envelope_proto::batch::split(&msg)
+                    .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?
+                    .map(|e| e.len())
+                    .collect();
+                self.batches.lock().push(lens);
+            }
+            Ok(tonic::Response::new(Bytes::new()))
+        }
+
+        async fn send(
+            &self,
+            _: tonic::Request<Bytes>,
+        ) -> Result<tonic::Response<Bytes>, tonic::Status> {
+            Err(tonic::Status::unimplemented("test"))
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn v2_batches_stay_under_dopplers_limit_and_oversized_are_dropped() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let batches = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let server = plumbing::tls::grpc::server_builder()
+            .add_service(
+                envelope_proto::raw::ingress_server::IngressServer::new(Recorder {
+                    batches: Arc::clone(&batches),
+                })
+                .max_decoding_message_size(MAX_BATCH_BYTES),
+            )
+            .serve_with_incoming(plumbing::tls::grpc::serve_incoming(listener, None));
+        let server = tokio::spawn(server);
+        let registry = Registry::new();
+        let metrics = Metrics::new(&registry);
+        let shutdown = Shutdown::new();
+        let pool = Pool::start(
+            PoolConfig {
+                protocol: Protocol::V2BatchSender,
+                streams: 1,
+                discovery: Discovery::new(vec![], vec![addr.to_string()]),
+                tls: None,
+                recycle_after: 1_000_000,
+                resolve_interval: Duration::ZERO,
+            },
+            PoolMetrics {
+                connections: Gauge::detached(),
+                streams: Gauge::detached(),
+                stranded: Counter::detached(),
+            },
+            &shutdown,
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while pool.live_streams() == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "no stream");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // One ring's worth, taken as one batch of 100: four 4.5 MB envelopes
+        // (18 MB together), one that cannot fit any batch, and 95 small ones.
+        let big = 4_500_000;
+        let huge = MAX_BATCH_BYTES;
+        let ring = Arc::new(Ring::new(200));
+        let mut want = Vec::new();
+        for i in 0..100usize {
+            let len = match i {
+                10 | 30 | 50 | 70 => big,
+                60 => huge,
+                _ => 100 + i,
+            };
+            ring.push(Bytes::from(vec![b'e'; len]));
+            if len != huge {
+                want.push(len);
+            }
+        }
+        ring.close();
+        run_v2(ring, pool, metrics.clone(), 100, Duration::from_secs(1)).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while batches.lock().iter().map(Vec::len).sum::<usize>() < want.len() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "doppler got {:?} of {} envelopes; dropped {}",
+                batches.lock().iter().map(Vec::len).collect::<Vec<_>>(),
+                want.len(),
+                metrics.dropped_egress_v2.get()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let got = batches.lock().clone();
+        for b in &got {
+            let size: usize = b.iter().map(|&l| envelope_proto::batch::entry_len(l)).sum();
+            assert!(size <= MAX_BATCH_BYTES, "a {size}-byte batch");
+        }
+        assert!(got.len() >= 2);
+        assert_eq!(got.concat(), want, "every other envelope, in order");
+        assert_eq!(
+            metrics.dropped_egress_v2.get(),
+            1,
+            "the one that cannot fit"
+        );
+        assert_eq!(metrics.egress_v2.get(), want.len() as u64);
+        shutdown.trigger();
+        server.abort();
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! | `doppler_proxy_rejected_connections` | ours | counter: consumers refused at the connection limit |
 //! | `doppler_proxy_security_log_dropped` | ours | counter: CEF lines dropped (writer behind) |
 //! | `doppler_proxy_agent_events_dropped` | ours | counter: slow-consumer Events not delivered to the agent |
+//! | `doppler_proxy_recent_failures{endpoint="recentlogs"\|"containermetrics"}` | ours | counter: doppler RecentLogs / ContainerMetrics calls that failed or timed out |
 //!
 //! The upstream metrics are also sent to the agent as v2 envelopes
 //! ([`Metrics::agent_description`], [`plumbing::emitter`]): source_id
@@ -72,6 +73,10 @@ pub struct Metrics {
     pub security_log_dropped: Counter,
     /// Slow-consumer Events the agent did not get (queue full, send failed or timed out).
     pub agent_events_dropped: Counter,
+    /// Doppler RecentLogs calls that failed or timed out.
+    pub recent_failures_logs: Counter,
+    /// Doppler ContainerMetrics calls that failed or timed out.
+    pub recent_failures_metrics: Counter,
 }
 
 impl Metrics {
@@ -89,6 +94,13 @@ impl Metrics {
                 "dropped",
                 "Envelopes lost for consumers: overwritten in their drop-oldest rings or abandoned when they were cut",
                 &[("direction", "egress"), ("endpoint", endpoint)],
+            )
+        };
+        let recent_failures = |endpoint| {
+            registry.counter(
+                "doppler_proxy_recent_failures",
+                "Doppler RecentLogs / ContainerMetrics calls that failed or timed out",
+                &[("endpoint", endpoint)],
             )
         };
         Self {
@@ -153,6 +165,8 @@ impl Metrics {
                 "Slow-consumer Events not delivered to the agent (queue full, send failed or timed out)",
                 &[],
             ),
+            recent_failures_logs: recent_failures("recentlogs"),
+            recent_failures_metrics: recent_failures("containermetrics"),
         }
     }
 

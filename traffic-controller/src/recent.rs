@@ -5,8 +5,14 @@
 //!
 //! Recent logs: every doppler's LogMessages merged by envelope timestamp
 //! (oldest first); `limit=N` keeps the newest N. Container metrics: the
-//! newest ContainerMetric per instance index, ordered by index. Dopplers that
-//! fail or time out contribute nothing (what is available is returned).
+//! newest ContainerMetric per instance index, ordered by index.
+//!
+//! Each doppler answers with as many of the app's newest envelopes as fit in
+//! one 10 MiB message. A doppler that fails or times out contributes nothing
+//! (what is available is returned) but is never silent: it is logged and
+//! counted in `doppler_proxy_recent_failures{endpoint}`. When every doppler
+//! failed, the answer is `500` with the last error's text (as upstream's
+//! log-cache era did on errors, reference §15.2) instead of an empty `200`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,7 +42,10 @@ pub(crate) async fn recent_logs(
         return crate::websocket::denial_response(&d);
     }
     let limit = routes::limit(req.uri().query());
-    let payloads = gather(&shared, &app, Rpc::RecentLogs).await;
+    let payloads = match gather(&shared, &app, Rpc::RecentLogs).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
     let mut logs: Vec<(i64, Bytes)> = payloads
         .into_iter()
         .filter_map(|p| {
@@ -73,8 +82,10 @@ pub(crate) async fn container_metrics(
     if let Err(d) = shared.auth.app(req.headers(), &app).await {
         return crate::websocket::denial_response(&d);
     }
-    let payloads = gather(&shared, &app, Rpc::ContainerMetrics).await;
-    multipart_response(&newest_per_instance(payloads))
+    match gather(&shared, &app, Rpc::ContainerMetrics).await {
+        Ok(payloads) => multipart_response(&newest_per_instance(payloads)),
+        Err(resp) => resp,
+    }
 }
 
 /// Keeps the newest ContainerMetric (by envelope timestamp) per instance index.
@@ -117,9 +128,25 @@ enum Rpc {
     ContainerMetrics,
 }
 
-async fn gather(shared: &Shared, app: &str, rpc: Rpc) -> Vec<Bytes> {
+impl Rpc {
+    fn name(self) -> &'static str {
+        match self {
+            Rpc::RecentLogs => "RecentLogs",
+            Rpc::ContainerMetrics => "ContainerMetrics",
+        }
+    }
+}
+
+/// Every doppler's payloads; a failed or timed-out doppler is logged and
+/// counted and contributes nothing. `Err` (a `500` to send) when there were
+/// dopplers and every one of them failed.
+async fn gather(shared: &Shared, app: &str, rpc: Rpc) -> Result<Vec<Bytes>, Response<Body>> {
     let set = shared.pool.current();
     let deadline = shared.config.recent_timeout;
+    let failures = match rpc {
+        Rpc::RecentLogs => &shared.metrics.recent_failures_logs,
+        Rpc::ContainerMetrics => &shared.metrics.recent_failures_metrics,
+    };
     let calls = set.values().map(|doppler| {
         let channel = doppler.channel.clone();
         let addr = doppler.addr;
@@ -138,24 +165,42 @@ async fn gather(shared: &Shared, app: &str, rpc: Rpc) -> Vec<Bytes> {
                         .map(|r| r.into_inner().payload),
                 }
             };
-            match tokio::time::timeout(deadline, call).await {
-                Ok(Ok(p)) => p,
+            let error = match tokio::time::timeout(deadline, call).await {
+                Ok(Ok(p)) => return Ok(p),
                 Ok(Err(status)) => {
-                    tracing::warn!(doppler = %addr, %status, "recent logs / container metrics call failed");
-                    Vec::new()
+                    format!("doppler {addr}: {}: {}", status.code(), status.message())
                 }
-                Err(_) => {
-                    tracing::warn!(doppler = %addr, "recent logs / container metrics call timed out");
-                    Vec::new()
-                }
-            }
+                Err(_) => format!("doppler {addr}: timed out after {deadline:?}"),
+            };
+            failures.inc();
+            tracing::warn!(rpc = rpc.name(), app, "{error}");
+            Err(error)
         }
     });
-    futures::future::join_all(calls)
-        .await
-        .into_iter()
-        .flatten()
-        .collect()
+    let results = futures::future::join_all(calls).await;
+    let dopplers = results.len();
+    let mut payloads = Vec::new();
+    let mut failed = 0;
+    let mut last_error = String::new();
+    for r in results {
+        match r {
+            Ok(p) => payloads.extend(p),
+            Err(e) => {
+                failed += 1;
+                last_error = e;
+            }
+        }
+    }
+    if dopplers > 0 && failed == dopplers {
+        return Err(respond::go_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!(
+                "{} failed on every doppler ({dopplers}); last error: {last_error}",
+                rpc.name()
+            ),
+        ));
+    }
+    Ok(payloads)
 }
 
 #[cfg(test)]

@@ -68,6 +68,13 @@ impl Outlet {
         self.guard.id()
     }
 
+    /// Records `n` envelopes lost after they left the ring (too large to
+    /// send, see [`super::Batcher`]); the subscriber is warned in-stream like
+    /// for ring losses. The caller counts them in the metrics.
+    pub fn record_lost(&mut self, n: u64) {
+        self.warnings.record(n);
+    }
+
     /// Waits for the next batch: pending warnings first, then up to
     /// [`MAX_BATCH`] queued envelopes. `None` when the subscription ends (the
     /// ring was closed at shutdown and is empty).
