@@ -346,7 +346,7 @@ async fn idle_sse_streams_cost_what_they_buffer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_doppler_subscriptions_cost_what_they_buffer_and_memory_returns() {
+async fn idle_doppler_subscriptions_cost_what_they_buffer_and_memory_is_reused() {
     raise_fd_limit();
     let pki = Pki::new();
     let (doppler, grpc, metrics) = start_doppler(&pki);
