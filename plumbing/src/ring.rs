@@ -5,21 +5,36 @@
 //! the count via [`Ring::take_dropped`] (losses since its previous call), as upstream's diode
 //! alerter does.
 //!
-//! Built on [`crossbeam_queue::ArrayQueue::force_push`]. Readiness for an async consumer comes
-//! from an internal notify that costs the producer one fence and one load when the consumer is
-//! not waiting.
+//! Memory follows what is held, not the capacity: entries live in a lock-free linked list of
+//! blocks of [`BLOCK_ENTRIES`] slots ([`crossbeam_queue::SegQueue`]); a block is allocated when
+//! the producers reach it and freed as soon as the reader has taken its last entry. An idle
+//! ring holds no block, a drained one at most one, a full one `capacity / BLOCK_ENTRIES + 2`.
+//! The bound is an entry count kept beside the list: a push that takes it past `capacity` takes
+//! the oldest entry back out and counts it (with concurrent producers the ring may hold a few
+//! entries more than `capacity` for the duration of their pushes, one per producer at most).
+//!
+//! Readiness for an async consumer comes from an internal notify that costs the producer one
+//! fence and one load when the consumer is not waiting.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use crossbeam_queue::ArrayQueue;
+use crossbeam_queue::SegQueue;
 
 use crate::signal::Signal;
+
+/// Entries per allocation block (crossbeam's `SegQueue` block: 31 slots, each the entry plus a
+/// word of state).
+pub const BLOCK_ENTRIES: usize = 31;
 
 /// Bounded drop-oldest diode. Share it with `Arc<Ring<T>>`.
 #[derive(Debug)]
 pub struct Ring<T> {
-    queue: ArrayQueue<T>,
-    /// Total entries overwritten since creation (never reset). The only counter producers touch.
+    queue: SegQueue<T>,
+    capacity: usize,
+    /// Entries held; never below the true count (a push counts its entry before storing it, a
+    /// pop uncounts one after taking it), above it only while pushes or pops are in flight.
+    held: AtomicUsize,
+    /// Total entries overwritten since creation (never reset).
     dropped_total: AtomicU64,
     /// `dropped_total` as of the reader's last [`Ring::take_dropped`] (only ever grows).
     dropped_seen: AtomicU64,
@@ -29,9 +44,12 @@ pub struct Ring<T> {
 
 impl<T> Ring<T> {
     /// Creates a ring holding at most `capacity` entries (a capacity of 0 is raised to 1).
+    /// Allocates nothing for the entries until they arrive.
     pub fn new(capacity: usize) -> Self {
         Ring {
-            queue: ArrayQueue::new(capacity.max(1)),
+            queue: SegQueue::new(),
+            capacity: capacity.max(1),
+            held: AtomicUsize::new(0),
             dropped_total: AtomicU64::new(0),
             dropped_seen: AtomicU64::new(0),
             closed: AtomicBool::new(false),
@@ -45,12 +63,19 @@ impl<T> Ring<T> {
     /// a closed ring still stores the item (the reader may drain what remains).
     #[inline]
     pub fn push(&self, item: T) -> bool {
-        let overwritten = self.queue.force_push(item);
-        let lost = overwritten.is_some();
-        if lost {
+        // Count first, so a reader never uncounts an entry before it was counted: `held`
+        // cannot underflow. (Relaxed: the queue's own release/acquire orders the two.)
+        let held = self.held.fetch_add(1, Ordering::Relaxed) + 1;
+        self.queue.push(item);
+        let mut lost = false;
+        if held > self.capacity
+            && let Some(oldest) = self.queue.pop()
+        {
+            self.held.fetch_sub(1, Ordering::Relaxed);
             self.dropped_total.fetch_add(1, Ordering::Relaxed);
+            drop(oldest);
+            lost = true;
         }
-        drop(overwritten);
         self.signal.notify_if_waiting();
         lost
     }
@@ -58,7 +83,11 @@ impl<T> Ring<T> {
     /// Takes the oldest entry, if any.
     #[inline]
     pub fn pop(&self) -> Option<T> {
-        self.queue.pop()
+        let item = self.queue.pop();
+        if item.is_some() {
+            self.held.fetch_sub(1, Ordering::Relaxed);
+        }
+        item
     }
 
     /// Moves up to `max` entries (oldest first) into `out`; returns how many were moved.
@@ -72,6 +101,9 @@ impl<T> Ring<T> {
                 }
                 None => break,
             }
+        }
+        if n > 0 {
+            self.held.fetch_sub(n, Ordering::Relaxed);
         }
         n
     }
@@ -107,9 +139,9 @@ impl<T> Ring<T> {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// Number of entries currently held.
+    /// Number of entries currently held (at most [`Ring::capacity`]).
     pub fn len(&self) -> usize {
-        self.queue.len()
+        self.held.load(Ordering::Relaxed).min(self.capacity)
     }
 
     /// Whether the ring is empty.
@@ -119,7 +151,7 @@ impl<T> Ring<T> {
 
     /// Maximum number of entries held.
     pub fn capacity(&self) -> usize {
-        self.queue.capacity()
+        self.capacity
     }
 
     /// Whether at least half the capacity is in use: the point where the

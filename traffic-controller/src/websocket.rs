@@ -236,7 +236,10 @@ fn upgrade(
                 }
                 Err(_) => return,
             };
+            // Consumers send only control frames: a small read buffer (it grows up to the
+            // message limit when needed) instead of tungstenite's 128 KiB per connection.
             let ws_config = WebSocketConfig::default()
+                .read_buffer_size(4 * 1024)
                 .write_buffer_size(64 * 1024)
                 .max_message_size(Some(64 * 1024))
                 .max_frame_size(Some(64 * 1024));
