@@ -401,6 +401,7 @@ mod tests {
                 tls: None,
                 recycle_after: 1_000_000,
                 resolve_interval: Duration::ZERO,
+                write_deadline: crate::pool::stream::WRITE_DEADLINE,
             },
             PoolMetrics {
                 connections: Gauge::detached(),

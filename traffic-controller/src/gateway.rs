@@ -24,7 +24,11 @@ use query::QueryError;
 use warning::SseWarning;
 
 /// Handles `/v2/read`.
-pub(crate) async fn read(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
+pub(crate) async fn read(
+    req: Request<Incoming>,
+    peer: server::Peer,
+    shared: Arc<Shared>,
+) -> Response<Body> {
     if req.method() != Method::GET {
         return respond::json_error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -71,14 +75,8 @@ pub(crate) async fn read(req: Request<Incoming>, shared: Arc<Shared>) -> Respons
     if shared.pool.current().is_empty() {
         return unavailable();
     }
-    // The warning names the first X-Forwarded-For entry (the peer address
-    // does not reach this handler).
-    let destination = server::forwarded_for(req.headers())
-        .split(',')
-        .map(str::trim)
-        .find(|s| !s.is_empty())
-        .unwrap_or("a /v2/read client")
-        .to_owned();
+    // The warning names the client: the first X-Forwarded-For entry, else the peer.
+    let destination = server::client_address(req.headers(), peer.addr);
     let warning = SseWarning::new(&parsed.request.selectors, destination);
     let ring = Arc::new(Ring::<Envelope>::new(shared.config.buffer_size));
     let fanin = fanin::start(

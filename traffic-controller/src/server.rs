@@ -138,7 +138,7 @@ pub(crate) async fn dispatch(
             crate::recent::container_metrics(req, app.to_owned(), shared).await
         }
         Route::SetCookie => crate::cookie::set_cookie(req, &shared).await,
-        Route::V2Read => crate::gateway::read(req, shared).await,
+        Route::V2Read => crate::gateway::read(req, peer, shared).await,
         Route::NotFound => respond::not_found(),
     }
 }
