@@ -6,53 +6,10 @@
 mod tc_cluster;
 
 use bytes::Bytes;
-use envelope_proto::events;
 use tc_cluster::*;
 
 const APP: &str = "11111111-2222-3333-4444-555555555555";
 const OTHER_APP: &str = "99999999-2222-3333-4444-555555555555";
-
-/// Parses a `multipart/x-protobuf` reply exactly as reference §15.1 lays it
-/// out, asserting the boundary format on the way.
-fn parse_multipart(r: &HttpReply) -> Vec<events::Envelope> {
-    let ct = r.header("content-type");
-    let boundary = ct
-        .strip_prefix("multipart/x-protobuf; boundary=")
-        .expect("content type");
-    assert_eq!(boundary.len(), 60, "{ct}");
-    assert!(
-        boundary
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
-        "{ct}"
-    );
-    let body = &r.body[..];
-    let close = format!("--{boundary}--\r\n");
-    assert!(body.ends_with(close.as_bytes()), "closing delimiter");
-    if body == format!("\r\n{close}").as_bytes() {
-        return Vec::new();
-    }
-    let delim = format!("--{boundary}\r\n\r\n");
-    let sep = format!("\r\n--{boundary}\r\n\r\n");
-    let inner = body
-        .strip_prefix(delim.as_bytes())
-        .and_then(|b| b.strip_suffix(format!("\r\n{close}").as_bytes()))
-        .expect("framing");
-    split(inner, sep.as_bytes())
-        .into_iter()
-        .map(|p| envelope_proto::v1::decode(p).expect("part is one envelope"))
-        .collect()
-}
-
-fn split<'a>(mut hay: &'a [u8], sep: &[u8]) -> Vec<&'a [u8]> {
-    let mut out = Vec::new();
-    while let Some(pos) = hay.windows(sep.len()).position(|w| w == sep) {
-        out.push(&hay[..pos]);
-        hay = &hay[pos + sep.len()..];
-    }
-    out.push(hay);
-    out
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn recent_logs_from_every_doppler_with_limit() {
@@ -80,7 +37,7 @@ async fn recent_logs_from_every_doppler_with_limit() {
             r.header("access-control-allow-origin"),
             "https://console.example.com"
         );
-        got = parse_multipart(&r);
+        got = multipart_envelopes(&r);
         if got.len() == 6 {
             break;
         }
@@ -90,7 +47,10 @@ async fn recent_logs_from_every_doppler_with_limit() {
     assert_eq!(texts, sent, "both dopplers, merged oldest first");
 
     let r = c.http("GET", &format!("{path}?limit=2"), &[], "").await;
-    let texts: Vec<String> = parse_multipart(&r).iter().filter_map(log_text).collect();
+    let texts: Vec<String> = multipart_envelopes(&r)
+        .iter()
+        .filter_map(log_text)
+        .collect();
     assert_eq!(texts, sent[4..].to_vec(), "limit keeps the newest");
 
     let r = c
@@ -102,7 +62,7 @@ async fn recent_logs_from_every_doppler_with_limit() {
         )
         .await;
     assert_eq!(r.status, 200);
-    assert!(parse_multipart(&r).is_empty());
+    assert!(multipart_envelopes(&r).is_empty());
     let boundary = r
         .header("content-type")
         .split("boundary=")
@@ -134,7 +94,7 @@ async fn container_metrics_newest_per_instance_across_dopplers() {
     for _ in 0..100 {
         let r = c.http("GET", &path, &[], "").await;
         assert_eq!(r.status, 200);
-        got = parse_multipart(&r);
+        got = multipart_envelopes(&r);
         if got.len() == 2
             && got[0]
                 .container_metric

@@ -6,7 +6,9 @@
 //! live envelopes are printed, skipping any already printed. Printed envelopes are remembered
 //! by (timestamp, source type, instance, message type, payload hash) in a bounded set.
 //! A lost stream is reopened with backoff (said on stderr), and the recent logs fetched again
-//! fill the gap.
+//! fill the gap. When they cannot (the window is full and none of it reaches back to the last
+//! line printed before the break), stderr says that lines between those two times may be
+//! missing instead of leaving a silent hole.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashSet, VecDeque};
@@ -23,6 +25,9 @@ use super::{Common, cflog, describe};
 
 /// How many printed envelopes are remembered for de-duplication.
 const SEEN_CAPACITY: usize = 20_000;
+/// Recent logs a doppler keeps per app by default (`--max-retained-logs`): a reconnect whose
+/// recent logs hold at least this many, none of them printed before, may have missed lines.
+const RECENT_WINDOW: usize = 100;
 
 /// `loggregator logs` options.
 #[derive(Debug, Clone, clap::Args)]
@@ -60,6 +65,7 @@ pub(crate) async fn main(args: Args) -> anyhow::Result<()> {
         json: args.json,
         color,
         seen: Seen::new(SEEN_CAPACITY),
+        printed_up_to: None,
     };
     if args.recent {
         let recent = fetch_recent(&endpoint, &args).await?;
@@ -109,6 +115,10 @@ async fn follow(
 ) -> anyhow::Result<Flow> {
     match fetch_recent(endpoint, args).await {
         Ok(recent) => {
+            let window = args.limit.map_or(RECENT_WINDOW, |n| n as usize);
+            if let Some(notice) = gap_notice(printer.printed_up_to, &recent, window) {
+                out::notice(&notice);
+            }
             if printer.print_recent(&recent)? == Written::Closed {
                 return Ok(Flow::OutputClosed);
             }
@@ -172,6 +182,27 @@ struct Printer {
     json: bool,
     color: bool,
     seen: Seen,
+    /// Timestamp of the newest log printed so far.
+    printed_up_to: Option<i64>,
+}
+
+/// After a reconnect: the notice to print when the recent logs may not cover the break. They
+/// cover it when one of them is at or before the newest line printed earlier, or when they do
+/// not fill the window (nothing was evicted). Otherwise an unknown number of lines between the
+/// two times may be missing.
+fn gap_notice(printed_up_to: Option<i64>, recent: &[Envelope], window: usize) -> Option<String> {
+    let last = printed_up_to?;
+    let oldest = recent.iter().map(log_timestamp).min()?;
+    if oldest <= last || recent.len() < window {
+        return None;
+    }
+    let (mut from, mut to) = (String::new(), String::new());
+    cflog::write_timestamp(&mut from, last, &chrono::Local);
+    cflog::write_timestamp(&mut to, oldest, &chrono::Local);
+    Some(format!(
+        "logs between {from} and {to} may be missing: the traffic controller's recent logs ({} lines) no longer reach back to the last line printed before the reconnect",
+        recent.len()
+    ))
 }
 
 impl Printer {
@@ -199,6 +230,7 @@ impl Printer {
         if !self.seen.insert(key(m, timestamp), timestamp, from_recent) {
             return;
         }
+        self.printed_up_to = Some(self.printed_up_to.map_or(timestamp, |t| t.max(timestamp)));
         if self.json {
             describe::json_line(text, env);
             text.push('\n');
@@ -282,12 +314,42 @@ mod tests {
         assert!(seen.insert(1, 10, false));
     }
 
+    fn log_at(ts: i64) -> Envelope {
+        Envelope {
+            event_type: Some(envelope_proto::events::envelope::EventType::LogMessage as i32),
+            log_message: Some(LogMessage {
+                message: Some(bytes::Bytes::from_static(b"x")),
+                message_type: Some(1),
+                timestamp: Some(ts),
+                ..LogMessage::default()
+            }),
+            ..Envelope::default()
+        }
+    }
+
+    #[test]
+    fn a_reconnect_whose_full_window_starts_after_the_last_line_reports_a_gap() {
+        let full: Vec<Envelope> = (0..100).map(|i| log_at(2_000_000_000 + i)).collect();
+        // Nothing printed before: nothing to miss.
+        assert_eq!(gap_notice(None, &full, 100), None);
+        // The window reaches back to the last line printed: covered.
+        assert_eq!(gap_notice(Some(2_000_000_050), &full, 100), None);
+        // The window is not full: nothing was evicted, covered.
+        assert_eq!(gap_notice(Some(1_000_000_000), &full[..40], 100), None);
+        // Full and newer than the last line: lines in between may be missing.
+        let notice = gap_notice(Some(1_000_000_000), &full, 100).expect("a gap");
+        assert!(notice.starts_with("logs between "), "{notice}");
+        assert!(notice.contains("may be missing"), "{notice}");
+        assert!(notice.contains("(100 lines)"), "{notice}");
+    }
+
     #[test]
     fn printer_dedupes_recent_then_live() {
         let mut p = Printer {
             json: false,
             color: false,
             seen: Seen::new(10),
+            printed_up_to: None,
         };
         let env = Envelope {
             origin: Some("o".into()),

@@ -378,3 +378,45 @@ pub fn log_text(e: &events::Envelope) -> Option<String> {
         .and_then(|l| l.message.as_ref())
         .map(|m| String::from_utf8_lossy(m).into_owned())
 }
+
+/// Parses a `multipart/x-protobuf` reply exactly as reference §15.1 lays it
+/// out, asserting the boundary format on the way.
+pub fn multipart_envelopes(r: &HttpReply) -> Vec<events::Envelope> {
+    let ct = r.header("content-type");
+    let boundary = ct
+        .strip_prefix("multipart/x-protobuf; boundary=")
+        .expect("content type");
+    assert_eq!(boundary.len(), 60, "{ct}");
+    assert!(
+        boundary
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "{ct}"
+    );
+    let body = &r.body[..];
+    let close = format!("--{boundary}--\r\n");
+    assert!(body.ends_with(close.as_bytes()), "closing delimiter");
+    if body == format!("\r\n{close}").as_bytes() {
+        return Vec::new();
+    }
+    let delim = format!("--{boundary}\r\n\r\n");
+    let sep = format!("\r\n--{boundary}\r\n\r\n");
+    let inner = body
+        .strip_prefix(delim.as_bytes())
+        .and_then(|b| b.strip_suffix(format!("\r\n{close}").as_bytes()))
+        .expect("framing");
+    split_on(inner, sep.as_bytes())
+        .into_iter()
+        .map(|p| envelope_proto::v1::decode(p).expect("part is one envelope"))
+        .collect()
+}
+
+fn split_on<'a>(mut hay: &'a [u8], sep: &[u8]) -> Vec<&'a [u8]> {
+    let mut out = Vec::new();
+    while let Some(pos) = hay.windows(sep.len()).position(|w| w == sep) {
+        out.push(&hay[..pos]);
+        hay = &hay[pos + sep.len()..];
+    }
+    out.push(hay);
+    out
+}
