@@ -55,8 +55,12 @@ pub struct SyslogConn {
     plain: Option<Arc<TcpStream>>,
     /// Frame buffer reused across writes.
     buf: Vec<u8>,
+    /// End offset in `buf` of each message's frame.
+    ends: Vec<usize>,
     /// How messages are delimited.
     framing: Framing,
+    /// Write deadline ([`WRITE_TIMEOUT`]).
+    write_timeout: Duration,
 }
 
 impl std::fmt::Debug for SyslogConn {
@@ -113,8 +117,16 @@ impl SyslogConn {
             stream: None,
             plain: None,
             buf: Vec::new(),
+            ends: Vec::new(),
             framing: Framing::OctetCounting,
+            write_timeout: WRITE_TIMEOUT,
         }
+    }
+
+    /// Uses `timeout` instead of [`WRITE_TIMEOUT`] as the write deadline.
+    pub fn with_write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
     }
 
     /// Uses `framing` instead of octet counting.
@@ -168,7 +180,11 @@ impl SyslogConn {
         }
     }
 
-    /// Writes `msgs` octet-counted in one `write_all`.
+    /// Writes `msgs` framed, as few writes as the socket takes. On failure (error or write
+    /// deadline) the connection is closed and [`WriteFailure::done`] counts the messages whose
+    /// whole frame the connection had already accepted: those were written (a peer that
+    /// resumes reads them from the old connection) and must not be sent again; the retry
+    /// starts at the first message not wholly accepted.
     pub async fn write(&mut self, msgs: &[&[u8]]) -> Result<(), WriteFailure> {
         if self.stream.is_some() && self.peer_closed() {
             self.close();
@@ -181,8 +197,10 @@ impl SyslogConn {
             })?;
         }
         self.buf.clear();
+        self.ends.clear();
         for m in msgs {
             self.framing.frame(m, &mut self.buf);
+            self.ends.push(self.buf.len());
         }
         let Some(stream) = self.stream.as_mut() else {
             return Err(WriteFailure {
@@ -191,30 +209,30 @@ impl SyslogConn {
                 reason: "not connected".into(),
             });
         };
-        let r = tokio::time::timeout(WRITE_TIMEOUT, async {
-            stream.write_all(&self.buf).await?;
+        let buf = &self.buf;
+        let mut written = 0;
+        let r = tokio::time::timeout(self.write_timeout, async {
+            while written < buf.len() {
+                match stream.write(&buf[written..]).await? {
+                    0 => return Err(std::io::ErrorKind::WriteZero.into()),
+                    n => written += n,
+                }
+            }
             stream.flush().await
         })
         .await;
-        match r {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => {
-                self.close();
-                Err(WriteFailure {
-                    done: 0,
-                    connect: false,
-                    reason: e.to_string(),
-                })
-            }
-            Err(_) => {
-                self.close();
-                Err(WriteFailure {
-                    done: 0,
-                    connect: false,
-                    reason: "write timed out".into(),
-                })
-            }
-        }
+        let reason = match r {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "write timed out".to_owned(),
+        };
+        let done = self.ends.iter().take_while(|end| **end <= written).count();
+        self.close();
+        Err(WriteFailure {
+            done,
+            connect: false,
+            reason,
+        })
     }
 }
 
@@ -416,4 +434,87 @@ impl Writer {
 /// Helper: the messages of an [`Encoded`] as slices.
 pub fn slices(enc: &Encoded) -> Vec<&[u8]> {
     enc.iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// Complete octet-counted frames in `data`, as message indices (`msg-N ...`).
+    fn frames(data: &[u8]) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut rest = data;
+        while let Some(sp) = rest.iter().position(|b| *b == b' ') {
+            let Ok(len) = std::str::from_utf8(&rest[..sp])
+                .unwrap_or("")
+                .parse::<usize>()
+            else {
+                break;
+            };
+            let body = &rest[sp + 1..];
+            if body.len() < len {
+                break;
+            }
+            let text = String::from_utf8_lossy(&body[..len]);
+            let idx = text
+                .strip_prefix("msg-")
+                .and_then(|t| t.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .expect("message index");
+            out.push(idx);
+            rest = &body[len..];
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_stalled_write_counts_what_the_connection_took_and_the_retry_sends_only_the_rest() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let mut conn = SyslogConn::new(addr, None).with_write_timeout(Duration::from_millis(300));
+        let payload = "p".repeat(4000);
+        let owned: Vec<Vec<u8>> = (0..5000)
+            .map(|i| format!("msg-{i} {payload}").into_bytes())
+            .collect();
+        let msgs: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+        // The server accepts but does not read: ~20 MB cannot all fit in the socket buffers.
+        let write = conn.write(&msgs);
+        let accept = listener.accept();
+        let (failure, first) = tokio::join!(write, accept);
+        let failure = failure.expect_err("the write stalls");
+        let (mut first, _) = first.expect("accept");
+        assert!(
+            failure.done > 0 && failure.done < msgs.len(),
+            "part was taken: {}",
+            failure.done
+        );
+        // The server resumes: the first connection holds exactly the messages counted done.
+        let mut got = Vec::new();
+        first.read_to_end(&mut got).await.expect("read");
+        let delivered = frames(&got);
+        assert_eq!(delivered, (0..failure.done).collect::<Vec<_>>());
+        // The retry, as the forwarder makes it, sends the rest on a new connection.
+        let reader = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut buf = Vec::new();
+            s.read_to_end(&mut buf).await.expect("read");
+            buf
+        });
+        conn.write(&msgs[failure.done..])
+            .await
+            .expect("the retry is written");
+        conn.close();
+        let second_bytes = reader.await.expect("reader");
+        let second = frames(&second_bytes);
+        let mut all = delivered;
+        all.extend(second);
+        assert_eq!(
+            all,
+            (0..msgs.len()).collect::<Vec<_>>(),
+            "each message once, in order"
+        );
+    }
 }
