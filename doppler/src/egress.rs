@@ -32,7 +32,6 @@ pub mod warning;
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use envelope_proto::events::envelope::EventType;
@@ -46,6 +45,7 @@ use envelope_proto::raw::egress_server::Egress;
 use envelope_proto::{batch, convert};
 use futures::Stream;
 use parking_lot::Mutex;
+use plumbing::limited_log::Limiter;
 use plumbing::metrics::Counter;
 use plumbing::shutdown::Shutdown;
 use prost::Message;
@@ -121,8 +121,7 @@ impl EgressService {
             dropped: self.metrics.dropped_egress.clone(),
             shard_id,
             proto,
-            unlogged: 0,
-            last_log: None,
+            log: Limiter::new(warning::INTERVAL),
         }
     }
 }
@@ -142,9 +141,8 @@ pub struct Batcher {
     dropped: Counter,
     shard_id: String,
     proto: &'static str,
-    /// Oversized drops not logged yet.
-    unlogged: u64,
-    last_log: Option<Instant>,
+    /// Oversized drops: one log line per interval.
+    log: Limiter,
 }
 
 impl Batcher {
@@ -172,21 +170,17 @@ impl Batcher {
     fn drop_oversized(&mut self, len: usize) {
         self.dropped.inc();
         self.outlet.record_lost(1);
-        self.unlogged += 1;
-        let now = Instant::now();
-        if self.last_log.is_none_or(|t| now >= t + warning::INTERVAL) {
+        let (outlet, limit, proto, shard_id) =
+            (&self.outlet, self.limit, self.proto, &self.shard_id);
+        self.log.warn("oversized", |suppressed| {
             tracing::warn!(
-                subscription = self.outlet.id(),
+                subscription = outlet.id(),
                 last_size = len,
-                limit = self.limit,
-                "Dropped {} envelopes too large for one message ({} subscription) ShardID: {}",
-                self.unlogged,
-                self.proto,
-                self.shard_id
-            );
-            self.unlogged = 0;
-            self.last_log = Some(now);
-        }
+                limit,
+                "Dropped {} envelopes too large for one message ({proto} subscription) ShardID: {shard_id}",
+                suppressed + 1,
+            )
+        });
     }
 }
 

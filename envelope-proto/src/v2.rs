@@ -40,6 +40,22 @@ pub enum DecodeError {
     InvalidUtf8(&'static str),
 }
 
+/// The distinct non-empty ids of `source_ids` (a v2 request's selector source ids), sorted, or
+/// just `otherwise` when there are none: the sources a loss warning on a v2 stream is addressed
+/// to (doppler's subscriber warnings and the RLP gateway's, reference §14.3).
+pub fn warned_source_ids<'a>(
+    source_ids: impl IntoIterator<Item = &'a str>,
+    otherwise: &'a str,
+) -> Vec<&'a str> {
+    let mut ids: Vec<&str> = source_ids.into_iter().filter(|s| !s.is_empty()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        ids.push(otherwise);
+    }
+    ids
+}
+
 /// Decodes one v2 envelope the way Go's `proto.Unmarshal` does. The log
 /// payload is copied out of `buf`.
 pub fn decode(buf: &[u8]) -> Result<Envelope, DecodeError> {

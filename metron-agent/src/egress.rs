@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use plumbing::batch::next_batch;
+use plumbing::limited_log::Limiter;
 use plumbing::metrics::{Counter, Gauge};
 use plumbing::ring::Ring;
 
@@ -174,11 +175,7 @@ pub async fn run_v2(
         log_v2_drops,
     );
     let mut average = Average::new(metrics.average_envelopes_v2.clone());
-    let mut oversized = Oversized {
-        interval: drop_log_interval,
-        last_log: None,
-        pending: 0,
-    };
+    let oversized = Limiter::new(drop_log_interval);
     let mut out = BytesMut::new();
     while let Some(batch) = intake.next().await {
         let bytes: usize = batch.iter().map(Bytes::len).sum();
@@ -188,7 +185,15 @@ pub async fn run_v2(
             let n = envelope_proto::batch::fitting(rest, MAX_BATCH_BYTES);
             if n == 0 {
                 metrics.dropped_egress_v2.inc();
-                oversized.record(rest[0].len());
+                let len = rest[0].len();
+                oversized.warn("oversized", |suppressed| {
+                    tracing::warn!(
+                        last_size = len,
+                        limit = MAX_BATCH_BYTES,
+                        "Dropped {} v2 envelopes too large for one message to doppler",
+                        suppressed + 1
+                    )
+                });
                 rest = &rest[1..];
                 continue;
             }
@@ -204,29 +209,6 @@ pub async fn run_v2(
                 &metrics.dropped_egress_v2,
             )
             .await;
-        }
-    }
-}
-
-/// Rate-limited log of v2 envelopes too large for any batch.
-struct Oversized {
-    interval: Duration,
-    last_log: Option<Instant>,
-    pending: u64,
-}
-
-impl Oversized {
-    fn record(&mut self, len: usize) {
-        self.pending += 1;
-        if self.last_log.is_none_or(|t| t.elapsed() >= self.interval) {
-            tracing::warn!(
-                last_size = len,
-                limit = MAX_BATCH_BYTES,
-                "Dropped {} v2 envelopes too large for one message to doppler",
-                self.pending
-            );
-            self.pending = 0;
-            self.last_log = Some(Instant::now());
         }
     }
 }

@@ -133,18 +133,9 @@ impl Warnings {
                     .collect()
             }
             WarnTarget::V2 { selectors, form } => {
-                let mut apps: Vec<&str> = selectors
-                    .iter()
-                    .map(|s| s.source_id.as_str())
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                apps.sort_unstable();
-                apps.dedup();
-                if apps.is_empty() {
-                    apps.push(SYSTEM_APP);
-                }
+                let ids = selectors.iter().map(|s| s.source_id.as_str());
                 let mut out = Vec::new();
-                for app in apps {
+                for app in envelope_proto::v2::warned_source_ids(ids, SYSTEM_APP) {
                     for v1 in [
                         log_v1(app, &text, now_ns),
                         counter_v1(app, delta, total, now_ns),

@@ -48,16 +48,8 @@ pub(crate) struct SseWarning {
 impl SseWarning {
     /// Warnings for a stream with `selectors`, read by `destination`.
     pub(crate) fn new(selectors: &[Selector], destination: String) -> Self {
-        let mut apps: Vec<&str> = selectors
-            .iter()
-            .map(|s| s.source_id.as_str())
-            .filter(|s| !s.is_empty())
-            .collect();
-        apps.sort_unstable();
-        apps.dedup();
-        if apps.is_empty() {
-            apps.push("system");
-        }
+        let ids = selectors.iter().map(|s| s.source_id.as_str());
+        let apps = envelope_proto::v2::warned_source_ids(ids, "system");
         let admits = |app: &str, want_log: bool| {
             selectors.iter().any(|s| {
                 (s.source_id.is_empty() || s.source_id == app)

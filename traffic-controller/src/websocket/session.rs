@@ -154,7 +154,7 @@ where
                     Ok(Err(_)) => return End::ClientLeft,
                     Err(_) => {
                         let lost = Lost { unsent: 0, unreported: pending_lost };
-                        return cut(&mut tx, ring, &mut batch, warning, stats, socket, lost, &config).await;
+                        return cut(&mut tx, ring, warning, stats, socket, lost, &config).await;
                     }
                 }
             }
@@ -180,7 +180,7 @@ where
                                 // Reported again, once, by the farewell.
                                 warning.retract(delta);
                                 let lost = Lost { unsent: batch.len() as u64, unreported: delta };
-                                return finish(&mut tx, ring, &mut batch, warning, stats, socket, end, lost, &config).await;
+                                return finish(&mut tx, ring, warning, stats, socket, end, lost, &config).await;
                             }
                         }
                     }
@@ -196,7 +196,7 @@ where
                             drop(items);
                             stats.egress(sent);
                             let lost = Lost { unsent, unreported: pending_lost };
-                            return finish(&mut tx, ring, &mut batch, warning, stats, socket, end, lost, &config).await;
+                            return finish(&mut tx, ring, warning, stats, socket, end, lost, &config).await;
                         }
                         sent += 1;
                     }
@@ -207,7 +207,7 @@ where
                 }
                 if let Err(end) = flush(&mut tx, config.slow_consumer_timeout).await {
                     let lost = Lost { unsent: 0, unreported: pending_lost };
-                    return finish(&mut tx, ring, &mut batch, warning, stats, socket, end, lost, &config).await;
+                    return finish(&mut tx, ring, warning, stats, socket, end, lost, &config).await;
                 }
             }
         }
@@ -258,7 +258,6 @@ where
 async fn finish<T, St, K>(
     tx: &mut T,
     ring: &Ring<Bytes>,
-    scratch: &mut Vec<Bytes>,
     warning: &mut Warning,
     stats: &St,
     socket: &K,
@@ -272,7 +271,7 @@ where
     K: Socket,
 {
     match end {
-        End::SlowConsumer => cut(tx, ring, scratch, warning, stats, socket, lost, config).await,
+        End::SlowConsumer => cut(tx, ring, warning, stats, socket, lost, config).await,
         other => other,
     }
 }
@@ -286,7 +285,6 @@ where
 async fn cut<T, St, K>(
     tx: &mut T,
     ring: &Ring<Bytes>,
-    scratch: &mut Vec<Bytes>,
     warning: &mut Warning,
     stats: &St,
     socket: &K,
@@ -299,15 +297,9 @@ where
     K: Socket,
 {
     let mut abandoned = lost.unsent;
-    loop {
-        scratch.clear();
-        let n = ring.drain_into(scratch, config.max_batch.max(1));
-        if n == 0 {
-            break;
-        }
-        abandoned += n as u64;
+    while ring.pop().is_some() {
+        abandoned += 1;
     }
-    scratch.clear();
     let overwritten = ring.take_dropped();
     if overwritten > 0 {
         stats.dropped(overwritten);
