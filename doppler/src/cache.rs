@@ -127,14 +127,11 @@ pub struct AppCache {
     epoch: u64,
     next_uid: u64,
     now: Instant,
-    evicted: u64,
-    /// Metric mirror of `evicted`.
+    /// Apps evicted (inactivity or capacity).
     evictions: Counter,
     /// Accounted bytes of every app.
     total_bytes: usize,
     /// Logs removed or refused because of a byte bound.
-    size_dropped: u64,
-    /// Metric mirror of `size_dropped`.
     size_drops: Counter,
     /// Metric mirror of `total_bytes`.
     bytes_gauge: Gauge,
@@ -150,10 +147,8 @@ impl AppCache {
             epoch: 0,
             next_uid: 0,
             now: Instant::now(),
-            evicted: 0,
             evictions: Counter::detached(),
             total_bytes: 0,
-            size_dropped: 0,
             size_drops: Counter::detached(),
             bytes_gauge: Gauge::detached(),
         }
@@ -180,7 +175,7 @@ impl AppCache {
 
     /// Logs removed or refused so far because of a byte bound.
     pub fn dropped_by_size(&self) -> u64 {
-        self.size_dropped
+        self.size_drops.get()
     }
 
     fn publish_bytes(&self) {
@@ -188,12 +183,10 @@ impl AppCache {
             .set(i64::try_from(self.total_bytes).unwrap_or(i64::MAX));
     }
 
-    fn count_size_drops(&mut self, n: u64) {
-        if n == 0 {
-            return;
+    fn count_size_drops(&self, n: u64) {
+        if n > 0 {
+            self.size_drops.add(n);
         }
-        self.size_dropped += n;
-        self.size_drops.add(n);
     }
 
     /// Removes `name` and its bytes; `false` if it was not cached.
@@ -220,7 +213,6 @@ impl AppCache {
             };
             if let Some(name) = self.lru.remove(&key) {
                 self.remove_app(&name);
-                self.evicted += 1;
                 self.evictions.inc();
             }
         }
@@ -259,7 +251,7 @@ impl AppCache {
 
     /// Apps evicted so far (inactivity or capacity).
     pub fn evicted(&self) -> u64 {
-        self.evicted
+        self.evictions.get()
     }
 
     fn entry(&mut self, app: &str) -> &mut AppEntry {
@@ -286,7 +278,6 @@ impl AppCache {
                 break;
             };
             self.remove_app(&victim);
-            self.evicted += 1;
             self.evictions.inc();
         }
         self.next_uid += 1;
@@ -419,7 +410,6 @@ impl AppCache {
                 removed += 1;
             }
         }
-        self.evicted += removed as u64;
         self.evictions.add(removed as u64);
         self.publish_bytes();
         removed
