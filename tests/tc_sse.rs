@@ -8,68 +8,15 @@ mod tc_cluster;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use envelope_proto::loggregator_v2::EnvelopeBatch;
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tc_cluster::*;
 
 const APP: &str = "11111111-2222-3333-4444-555555555555";
 
-struct Sse {
-    status: u16,
-    headers: http::HeaderMap,
-    body: Incoming,
-    buf: BytesMut,
-    _sender: hyper::client::conn::http1::SendRequest<http_body_util::Empty<Bytes>>,
-}
-
 async fn open(addr: SocketAddr, path: &str, auth: Option<&str>) -> Sse {
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    let mut req = http::Request::builder()
-        .uri(path)
-        .header("host", addr.to_string())
-        .header("accept", "text/event-stream");
-    if let Some(a) = auth {
-        req = req.header("authorization", a);
-    }
-    let resp = sender
-        .send_request(req.body(http_body_util::Empty::<Bytes>::new()).unwrap())
-        .await
-        .unwrap();
-    Sse {
-        status: resp.status().as_u16(),
-        headers: resp.headers().clone(),
-        body: resp.into_body(),
-        buf: BytesMut::new(),
-        _sender: sender,
-    }
-}
-
-impl Sse {
-    /// The next complete event (text up to and including the blank line), or
-    /// None at the end of the body / after `within`.
-    async fn event(&mut self, within: Duration) -> Option<String> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            if let Some(pos) = self.buf.windows(2).position(|w| w == b"\n\n") {
-                let ev = self.buf.split_to(pos + 2);
-                return Some(String::from_utf8(ev.to_vec()).unwrap());
-            }
-            let frame = tokio::time::timeout_at(deadline, self.body.frame())
-                .await
-                .ok()??
-                .ok()?;
-            if let Ok(data) = frame.into_data() {
-                self.buf.extend_from_slice(&data);
-            }
-        }
-    }
+    let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
+    open_sse(tcp, addr, path, &headers).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

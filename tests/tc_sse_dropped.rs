@@ -12,20 +12,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use base64::Engine as _;
-use bytes::{Bytes, BytesMut};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use serde_json::Value;
 use tc_cluster::*;
 
 const APP: &str = "11111111-2222-3333-4444-555555555555";
 const TC_ORIGIN: &str = "loggregator.trafficcontroller";
-
-struct Sse {
-    body: Incoming,
-    buf: BytesMut,
-    _sender: hyper::client::conn::http1::SendRequest<http_body_util::Empty<Bytes>>,
-}
 
 /// Opens `path` on `addr` with a client socket whose receive buffer is
 /// `rcvbuf` bytes (small: pausing fills it fast).
@@ -33,45 +24,9 @@ async fn open(addr: SocketAddr, path: &str, rcvbuf: u32) -> Sse {
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
     sock.set_recv_buffer_size(rcvbuf).unwrap();
     let tcp = sock.connect(addr).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    let req = http::Request::builder()
-        .uri(path)
-        .header("host", addr.to_string())
-        .header("accept", "text/event-stream")
-        .header("x-forwarded-for", "203.0.113.7")
-        .body(http_body_util::Empty::<Bytes>::new())
-        .unwrap();
-    let resp = sender.send_request(req).await.unwrap();
-    assert_eq!(resp.status(), 200);
-    Sse {
-        body: resp.into_body(),
-        buf: BytesMut::new(),
-        _sender: sender,
-    }
-}
-
-impl Sse {
-    /// The next complete event, or None at the end / after `within`.
-    async fn event(&mut self, within: Duration) -> Option<String> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            if let Some(pos) = self.buf.windows(2).position(|w| w == b"\n\n") {
-                let ev = self.buf.split_to(pos + 2);
-                return Some(String::from_utf8(ev.to_vec()).unwrap());
-            }
-            let frame = tokio::time::timeout_at(deadline, self.body.frame())
-                .await
-                .ok()??
-                .ok()?;
-            if let Ok(data) = frame.into_data() {
-                self.buf.extend_from_slice(&data);
-            }
-        }
-    }
+    let sse = open_sse(tcp, addr, path, &[("x-forwarded-for", "203.0.113.7")]).await;
+    assert_eq!(sse.status, 200);
+    sse
 }
 
 /// What a reader saw.

@@ -420,3 +420,66 @@ fn split_on<'a>(mut hay: &'a [u8], sep: &[u8]) -> Vec<&'a [u8]> {
     out.push(hay);
     out
 }
+
+/// A `/v2/read` SSE stream read event by event.
+pub struct Sse {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    body: hyper::body::Incoming,
+    buf: bytes::BytesMut,
+    _sender: hyper::client::conn::http1::SendRequest<http_body_util::Empty<Bytes>>,
+}
+
+/// `GET path` as an SSE request over `tcp` (connected to `addr`) with extra `headers`.
+pub async fn open_sse(
+    tcp: TcpStream,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Sse {
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut req = http::Request::builder()
+        .uri(path)
+        .header("host", addr.to_string())
+        .header("accept", "text/event-stream");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = sender
+        .send_request(req.body(http_body_util::Empty::<Bytes>::new()).unwrap())
+        .await
+        .unwrap();
+    Sse {
+        status: resp.status().as_u16(),
+        headers: resp.headers().clone(),
+        body: resp.into_body(),
+        buf: bytes::BytesMut::new(),
+        _sender: sender,
+    }
+}
+
+impl Sse {
+    /// The next complete event (text up to and including the blank line), or
+    /// None at the end of the body / after `within`.
+    pub async fn event(&mut self, within: Duration) -> Option<String> {
+        use http_body_util::BodyExt as _;
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(pos) = self.buf.windows(2).position(|w| w == b"\n\n") {
+                let ev = self.buf.split_to(pos + 2);
+                return Some(String::from_utf8(ev.to_vec()).unwrap());
+            }
+            let frame = tokio::time::timeout_at(deadline, self.body.frame())
+                .await
+                .ok()??
+                .ok()?;
+            if let Ok(data) = frame.into_data() {
+                self.buf.extend_from_slice(&data);
+            }
+        }
+    }
+}
