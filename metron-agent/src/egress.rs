@@ -279,18 +279,15 @@ mod tests {
     use plumbing::metrics::Registry;
     use plumbing::shutdown::Shutdown;
 
-    #[tokio::test]
-    async fn ring_losses_and_a_dead_pool_are_counted() {
-        let registry = Registry::new();
-        let metrics = Metrics::new(&registry);
-        let shutdown = Shutdown::new();
-        let pool = Pool::start(
+    /// A plaintext v2 pool of `streams` streams to `addr`, no rebalancing.
+    fn v2_pool(addr: &str, streams: usize, recycle_after: u64, shutdown: &Shutdown) -> Pool {
+        Pool::start(
             PoolConfig {
                 protocol: Protocol::V2BatchSender,
-                streams: 2,
-                discovery: Discovery::new(vec![], vec!["127.0.0.1:1".into()]),
+                streams,
+                discovery: Discovery::new(vec![], vec![addr.to_owned()]),
                 tls: None,
-                recycle_after: 100,
+                recycle_after,
                 resolve_interval: Duration::ZERO,
                 write_deadline: crate::pool::stream::WRITE_DEADLINE,
             },
@@ -299,8 +296,16 @@ mod tests {
                 streams: Gauge::detached(),
                 stranded: Counter::detached(),
             },
-            &shutdown,
-        );
+            shutdown,
+        )
+    }
+
+    #[tokio::test]
+    async fn ring_losses_and_a_dead_pool_are_counted() {
+        let registry = Registry::new();
+        let metrics = Metrics::new(&registry);
+        let shutdown = Shutdown::new();
+        let pool = v2_pool("127.0.0.1:1", 2, 100, &shutdown);
         let ring = Arc::new(Ring::new(10));
         for i in 0..15u8 {
             ring.push(Bytes::from(vec![0x12, 1, b'a' + i]));
@@ -375,23 +380,7 @@ mod tests {
         let registry = Registry::new();
         let metrics = Metrics::new(&registry);
         let shutdown = Shutdown::new();
-        let pool = Pool::start(
-            PoolConfig {
-                protocol: Protocol::V2BatchSender,
-                streams: 1,
-                discovery: Discovery::new(vec![], vec![addr.to_string()]),
-                tls: None,
-                recycle_after: 1_000_000,
-                resolve_interval: Duration::ZERO,
-                write_deadline: crate::pool::stream::WRITE_DEADLINE,
-            },
-            PoolMetrics {
-                connections: Gauge::detached(),
-                streams: Gauge::detached(),
-                stranded: Counter::detached(),
-            },
-            &shutdown,
-        );
+        let pool = v2_pool(&addr.to_string(), 1, 1_000_000, &shutdown);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while pool.live_streams() == 0 {
             assert!(tokio::time::Instant::now() < deadline, "no stream");
