@@ -28,8 +28,16 @@ const PROTOS: &[&str] = &[
     "proto/plumbing/doppler.proto",
 ];
 
+/// Log Cache's protos, generated in a second pass that refers to the v2
+/// types already generated (`crate::loggregator_v2`).
+const LOGCACHE_PROTOS: &[&str] = &[
+    "proto/logcache/v1/egress.proto",
+    "proto/logcache/v1/ingress.proto",
+    "proto/logcache/v1/promql.proto",
+];
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    for p in PROTOS {
+    for p in PROTOS.iter().chain(LOGCACHE_PROTOS) {
         println!("cargo:rerun-if-changed={p}");
     }
     let mut fds = protox::compile(PROTOS, ["proto"])?;
@@ -52,6 +60,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .compile_fds_with_config(fds, config)?;
+    let logcache = protox::compile(LOGCACHE_PROTOS, ["proto"])?;
+    let mut config = prost_build::Config::new();
+    config.bytes(["."]);
+    config.btree_map(["."]);
+    config.extern_path(".loggregator.v2", "crate::loggregator_v2");
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds_with_config(logcache, config)?;
     Builder::new().compile(&raw_services());
     Ok(())
 }
@@ -67,9 +84,9 @@ fn raw_method(name: &str, route: &str, comment: &str) -> tonic_build::manual::Me
         .codec_path("crate::codec::RawCodec")
 }
 
-/// Raw twins of `loggregator.v2.Ingress`, `loggregator.v2.Egress` and
-/// `plumbing.DopplerIngestor`.
-fn raw_services() -> [Service; 3] {
+/// Raw twins of `loggregator.v2.Ingress`, `loggregator.v2.Egress`,
+/// `plumbing.DopplerIngestor`, `logcache.v1.Egress` and `logcache.v1.Ingress`.
+fn raw_services() -> [Service; 5] {
     let ingress = Service::builder()
         .name("Ingress")
         .package("loggregator.v2")
@@ -127,5 +144,39 @@ fn raw_services() -> [Service; 3] {
             .build(),
         )
         .build();
-    [ingress, egress, pusher]
+    let cache_egress = Service::builder()
+        .name("Egress")
+        .package("logcache.v1")
+        .comment("`logcache.v1.Egress` carrying encoded messages as bytes.")
+        .method(
+            raw_method(
+                "read",
+                "Read",
+                "Encoded `ReadRequest` -> encoded `ReadResponse`.",
+            )
+            .build(),
+        )
+        .method(
+            raw_method(
+                "meta",
+                "Meta",
+                "Encoded `MetaRequest` -> encoded `MetaResponse`.",
+            )
+            .build(),
+        )
+        .build();
+    let cache_ingress = Service::builder()
+        .name("Ingress")
+        .package("logcache.v1")
+        .comment("`logcache.v1.Ingress` carrying encoded messages as bytes.")
+        .method(
+            raw_method(
+                "send",
+                "Send",
+                "Encoded `SendRequest` -> encoded (empty) `SendResponse`.",
+            )
+            .build(),
+        )
+        .build();
+    [ingress, egress, pusher, cache_egress, cache_ingress]
 }

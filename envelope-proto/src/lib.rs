@@ -9,6 +9,8 @@
 //!
 //! - [`events`], [`loggregator_v2`], [`plumbing_v1`]: generated from `proto/`
 //!   by `build.rs` (v1 messages, v2 messages and services, v1 doppler services).
+//! - [`logcache_v1`]: Log Cache's `Egress`, `Ingress` and `PromQLQuerier`
+//!   messages and services, also generated.
 //! - [`wire`]: the one protobuf wire reader, with Go's exact acceptance rules.
 //! - [`v1`]: Go-compatible v1 decode/encode, required fields, agent check, app id.
 //! - [`v2`]: Go-compatible v2 decode.
@@ -19,6 +21,8 @@
 //! - [`timestamp`]: envelope timestamps (Unix nanoseconds) from the clock.
 //! - [`view`]: zero-copy routing view of an encoded v2 envelope, and `crc64`.
 //! - [`batch`]: split and build encoded `EnvelopeBatch`es without re-encoding.
+//! - [`logcache`]: `logcache.v1` `SendRequest` / `ReadResponse` framing over
+//!   encoded envelopes.
 //! - [`codec`]: `RawCodec`, a tonic codec carrying messages as raw bytes.
 //! - [`raw`]: raw-bytes versions of the gRPC services, built on `RawCodec`.
 //!
@@ -44,6 +48,12 @@ pub mod plumbing_v1 {
     include!(concat!(env!("OUT_DIR"), "/plumbing.rs"));
 }
 
+/// Generated Log Cache messages and services (package `logcache.v1`).
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+pub mod logcache_v1 {
+    include!(concat!(env!("OUT_DIR"), "/logcache.v1.rs"));
+}
+
 pub mod batch;
 pub mod codec;
 pub mod raw;
@@ -52,6 +62,7 @@ pub mod view;
 pub mod convert;
 pub mod gofmt;
 pub mod json;
+pub mod logcache;
 pub mod timestamp;
 pub mod uuid;
 pub mod v1;

@@ -14,6 +14,8 @@
 //! - [`doppler_ingestor_server`] / [`doppler_ingestor_client`]:
 //!   `plumbing.DopplerIngestor` (`Pusher`: client stream of encoded
 //!   `EnvelopeData`).
+//! - [`logcache`]: `logcache.v1.Egress` (`Read`, `Meta`: unary, encoded
+//!   request and response) and `logcache.v1.Ingress` (`Send`).
 //!
 //! A typed peer (prost messages) and a raw peer interoperate: the bytes on
 //! the wire are the same.
@@ -23,3 +25,10 @@
 include!(concat!(env!("OUT_DIR"), "/loggregator.v2.Ingress.rs"));
 include!(concat!(env!("OUT_DIR"), "/loggregator.v2.Egress.rs"));
 include!(concat!(env!("OUT_DIR"), "/plumbing.DopplerIngestor.rs"));
+
+/// Raw `logcache.v1` services (a second `Egress`/`Ingress` pair, so in a
+/// module of their own).
+pub mod logcache {
+    include!(concat!(env!("OUT_DIR"), "/logcache.v1.Egress.rs"));
+    include!(concat!(env!("OUT_DIR"), "/logcache.v1.Ingress.rs"));
+}

@@ -32,6 +32,8 @@
 //!   Ctrl-C handling and a grace-period drain.
 //! - [`rlimit`]: the soft open-file limit raised to the hard one at start-up, as Go does.
 //! - [`backoff`]: capped exponential backoff with jitter.
+//! - [`upstream`]: the doppler pool (static or DNS-resolved addresses) and the fan-in that
+//!   subscribes a consumer's ring to every doppler in it.
 //! - [`env`]: upstream environment-variable parsing rules (empty means unset, Go durations, ...).
 //! - [`logline`]: upstream-style startup lines on stderr and the `tracing` subscriber setup.
 //!
@@ -57,3 +59,4 @@ pub mod shutdown;
 mod signal;
 pub mod tls;
 pub mod turns;
+pub mod upstream;

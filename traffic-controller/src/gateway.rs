@@ -19,7 +19,7 @@ use plumbing::ring::Ring;
 
 use crate::respond::{self, Body};
 use crate::server::{self, Shared};
-use crate::upstream::fanin;
+use crate::upstream::{self, fanin};
 use query::QueryError;
 use warning::SseWarning;
 
@@ -81,7 +81,7 @@ pub(crate) async fn read(
     let ring = Arc::new(Ring::<Envelope>::new(shared.config.buffer_size));
     let fanin = fanin::start(
         &shared.pool,
-        fanin::v2_batched_receiver(parsed.request),
+        upstream::v2_batched_receiver(parsed.request),
         ring.clone(),
         shared.metrics.upstream(),
         &shared.cancel,

@@ -118,6 +118,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: Shutdown) -> Re
     let pool = upstream::pool::Pool::start(
         config.doppler_addrs.clone(),
         doppler_tls.clone(),
+        plumbing::tls::grpc::ChannelOptions::traffic_controller(),
         config.doppler_resolve_interval,
         cancel.clone(),
     )

@@ -30,7 +30,7 @@ use crate::multipart;
 use crate::respond::{self, Body};
 use crate::routes;
 use crate::server::Shared;
-use crate::upstream::fanin::MAX_MESSAGE;
+use crate::upstream::MAX_MESSAGE;
 
 /// `/apps/{guid}/recentlogs`.
 pub(crate) async fn recent_logs(

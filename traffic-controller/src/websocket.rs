@@ -34,7 +34,7 @@ use crate::auth::Denial;
 use crate::respond::{self, Body};
 use crate::routes::{self, FilterType};
 use crate::server::{self, Peer, Shared};
-use crate::upstream::fanin;
+use crate::upstream::{self, fanin};
 use session::{End, SessionConfig, SessionStats};
 use warning::{Admits, Warning};
 
@@ -207,7 +207,7 @@ fn upgrade(
     let ring = Arc::new(Ring::<Bytes>::new(shared.config.buffer_size));
     let fanin = fanin::start(
         &shared.pool,
-        fanin::v1_batch_subscribe(request),
+        upstream::v1_batch_subscribe(request),
         ring.clone(),
         shared.metrics.upstream(),
         &shared.cancel,

@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::metrics::{Counter, Gauge};
+use crate::ring::Ring;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use plumbing::metrics::{Counter, Gauge};
-use plumbing::ring::Ring;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::transport::Channel;
 
@@ -23,29 +23,29 @@ use super::backoff::RetryDelay;
 use super::pool::{Doppler, Pool};
 
 /// A stream of upstream batches.
-pub(crate) type BatchStream<T> = BoxStream<'static, Result<Vec<T>, tonic::Status>>;
+pub type BatchStream<T> = BoxStream<'static, Result<Vec<T>, tonic::Status>>;
 
 /// Opens one upstream stream on a doppler channel.
-pub(crate) type Opener<T> =
+pub type Opener<T> =
     Arc<dyn Fn(Channel) -> BoxFuture<'static, Result<BatchStream<T>, tonic::Status>> + Send + Sync>;
 
 /// Metrics every reader updates.
 #[derive(Clone, Debug)]
-pub(crate) struct UpstreamStats {
+pub struct UpstreamStats {
     /// `ingress{protocol="grpc"}`: envelopes received from dopplers.
-    pub(crate) ingress: Counter,
+    pub ingress: Counter,
     /// Doppler streams currently open for consumers.
-    pub(crate) streams: Gauge,
+    pub streams: Gauge,
 }
 
 /// A running fan-in; dropping it cancels every upstream stream.
 #[derive(Debug)]
-pub(crate) struct FanIn {
+pub struct FanIn {
     _guard: DropGuard,
 }
 
 /// Subscribes `ring` to every doppler of `pool` (now and as the set changes).
-pub(crate) fn start<T: Send + 'static>(
+pub fn start<T: Send + 'static>(
     pool: &Pool,
     opener: Opener<T>,
     ring: Arc<Ring<T>>,
@@ -148,40 +148,6 @@ async fn read<T>(
         }
     }
 }
-
-/// Opener for the v1 `plumbing.Doppler/BatchSubscribe` stream: payloads are
-/// the marshalled v1 envelopes, passed through untouched.
-pub(crate) fn v1_batch_subscribe(
-    request: envelope_proto::plumbing_v1::SubscriptionRequest,
-) -> Opener<bytes::Bytes> {
-    use envelope_proto::plumbing_v1::doppler_client::DopplerClient;
-    Arc::new(move |channel: Channel| {
-        let request = request.clone();
-        Box::pin(async move {
-            let mut client = DopplerClient::new(channel).max_decoding_message_size(MAX_MESSAGE);
-            let stream = client.batch_subscribe(request).await?.into_inner();
-            Ok(stream.map(|r| r.map(|b| b.payload)).boxed())
-        })
-    })
-}
-
-/// Opener for the v2 `loggregator.v2.Egress/BatchedReceiver` stream.
-pub(crate) fn v2_batched_receiver(
-    request: envelope_proto::loggregator_v2::EgressBatchRequest,
-) -> Opener<envelope_proto::loggregator_v2::Envelope> {
-    use envelope_proto::loggregator_v2::egress_client::EgressClient;
-    Arc::new(move |channel: Channel| {
-        let request = request.clone();
-        Box::pin(async move {
-            let mut client = EgressClient::new(channel).max_decoding_message_size(MAX_MESSAGE);
-            let stream = client.batched_receiver(request).await?.into_inner();
-            Ok(stream.map(|r| r.map(|b| b.batch)).boxed())
-        })
-    })
-}
-
-/// Max receive message size on doppler streams (reference §5.5).
-pub(crate) const MAX_MESSAGE: usize = 10 * 1024 * 1024;
 
 #[cfg(test)]
 mod tests {

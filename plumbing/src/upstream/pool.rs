@@ -5,7 +5,7 @@
 //! interval, so dopplers joining or leaving behind one name are picked up.
 //! One lazily connecting gRPC channel per resolved address, with TLS that
 //! verifies the server name `doppler`. Consumers watch the set and subscribe
-//! to / drop dopplers as it changes.
+//! to / drop dopplers as it changes (see [`super::fanin`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -16,45 +16,50 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
+use crate::tls::TlsError;
+use crate::tls::grpc::{ChannelOptions, channel_with};
+
 /// The TLS server name every doppler must present.
-pub(crate) const DOPPLER_SERVER_NAME: &str = "doppler";
+pub const DOPPLER_SERVER_NAME: &str = "doppler";
 
 /// One doppler and its channel.
 #[derive(Clone, Debug)]
-pub(crate) struct Doppler {
+pub struct Doppler {
     /// Resolved address (the key consumers track dopplers by).
-    pub(crate) addr: SocketAddr,
+    pub addr: SocketAddr,
     /// Lazily connecting gRPC channel.
-    pub(crate) channel: Channel,
+    pub channel: Channel,
 }
 
 /// The current doppler set, shared by every consumer.
-pub(crate) type DopplerSet = Arc<BTreeMap<SocketAddr, Doppler>>;
+pub type DopplerSet = Arc<BTreeMap<SocketAddr, Doppler>>;
 
 /// Handle to the doppler set.
 #[derive(Clone, Debug)]
-pub(crate) struct Pool {
+pub struct Pool {
     rx: watch::Receiver<DopplerSet>,
 }
 
 impl Pool {
     /// A pool that never changes (tests, and `start` with only IP literals).
-    pub(crate) fn fixed(set: DopplerSet) -> (Self, watch::Sender<DopplerSet>) {
+    pub fn fixed(set: DopplerSet) -> (Self, watch::Sender<DopplerSet>) {
         let (tx, rx) = watch::channel(set);
         (Self { rx }, tx)
     }
 
     /// Resolves `addrs` now, then keeps re-resolving names every `interval`
     /// until `cancel` fires.
-    pub(crate) async fn start(
+    pub async fn start(
         addrs: Vec<String>,
         tls: Option<Arc<rustls::ClientConfig>>,
+        options: ChannelOptions,
         interval: Duration,
         cancel: CancellationToken,
     ) -> Self {
         let mut resolver = Resolver {
             addrs,
             tls,
+            options,
             current: BTreeMap::new(),
         };
         let first = resolver.resolve().await;
@@ -81,32 +86,30 @@ impl Pool {
     }
 
     /// The dopplers right now.
-    pub(crate) fn current(&self) -> DopplerSet {
+    pub fn current(&self) -> DopplerSet {
         self.rx.borrow().clone()
     }
 
     /// A receiver that sees every change of the set.
-    pub(crate) fn watch(&self) -> watch::Receiver<DopplerSet> {
+    pub fn watch(&self) -> watch::Receiver<DopplerSet> {
         self.rx.clone()
     }
 }
 
-/// Builds the channel for one doppler address (keepalive 15 s / 20 s).
-pub(crate) fn channel(
+/// Builds the channel for one doppler address.
+pub fn channel(
     addr: SocketAddr,
     tls: Option<&Arc<rustls::ClientConfig>>,
-) -> Result<Channel, plumbing::tls::TlsError> {
+    options: &ChannelOptions,
+) -> Result<Channel, TlsError> {
     let tls = tls.map(|c| (c.clone(), DOPPLER_SERVER_NAME));
-    plumbing::tls::grpc::channel_with(
-        &addr.to_string(),
-        tls,
-        &plumbing::tls::grpc::ChannelOptions::traffic_controller(),
-    )
+    channel_with(&addr.to_string(), tls, options)
 }
 
 struct Resolver {
     addrs: Vec<String>,
     tls: Option<Arc<rustls::ClientConfig>>,
+    options: ChannelOptions,
     current: BTreeMap<SocketAddr, Doppler>,
 }
 
@@ -147,7 +150,7 @@ impl Resolver {
         for sa in found {
             let doppler = match self.current.get(&sa) {
                 Some(d) => d.clone(),
-                None => match channel(sa, self.tls.as_ref()) {
+                None => match channel(sa, self.tls.as_ref(), &self.options) {
                     Ok(channel) => {
                         log_line(&format!("adding doppler {sa}"));
                         Doppler { addr: sa, channel }

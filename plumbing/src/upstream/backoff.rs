@@ -9,7 +9,7 @@ use rand::Rng;
 
 /// Upstream's ×10 retry schedule with jitter.
 #[derive(Debug, Clone)]
-pub(crate) struct RetryDelay {
+pub struct RetryDelay {
     next: Duration,
 }
 
@@ -24,7 +24,7 @@ impl Default for RetryDelay {
 
 impl RetryDelay {
     /// The delay to wait now (base value plus jitter), advancing the schedule.
-    pub(crate) fn next_delay(&mut self) -> Duration {
+    pub fn next_delay(&mut self) -> Duration {
         let base = self.next;
         if self.next < GROW_WHILE_UNDER {
             self.next = self.next.saturating_mul(10);
@@ -34,7 +34,7 @@ impl RetryDelay {
     }
 
     /// Back to 1 ms after a successful subscribe.
-    pub(crate) fn reset(&mut self) {
+    pub fn reset(&mut self) {
         self.next = FIRST;
     }
 

@@ -1,0 +1,3 @@
+//! The standalone `log-cache` binary.
+
+fn main() {}
