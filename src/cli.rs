@@ -22,6 +22,7 @@ pub(crate) mod devdir;
 pub(crate) mod emit;
 pub(crate) mod errors;
 pub(crate) mod firehose;
+pub(crate) mod logcache;
 pub(crate) mod logs;
 pub(crate) mod out;
 pub(crate) mod tc;

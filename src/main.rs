@@ -2,8 +2,8 @@
 //!
 //! `loggregator dev` runs the whole pipeline on loopback; `emit`, `logs` and
 //! `firehose` are the user's tools and talk to `dev`'s default ports without
-//! flags; `doppler`, `agent`, `traffic-controller`, `nozzle ...` and
-//! `syslog-drain` run one component exactly like its standalone binary.
+//! flags; `doppler`, `agent`, `traffic-controller`, `log-cache`, `nozzle ...`
+//! and `syslog-drain` run one component exactly like its standalone binary.
 //!
 //! This file only parses the command line and decides the exit code; each
 //! subcommand lives in `src/cli/<name>.rs`.
@@ -44,6 +44,8 @@ enum Command {
     Agent(cli::components::AgentArgs),
     /// Run a traffic controller (same options as the standalone `traffic-controller` binary).
     TrafficController(cli::components::TrafficControllerArgs),
+    /// Run a Log Cache node (same options as the standalone `log-cache` binary).
+    LogCache(cli::components::LogCacheArgs),
     /// Run a nozzle that reads the firehose and forwards it.
     #[command(subcommand)]
     Nozzle(cli::components::NozzleCommand),
@@ -87,6 +89,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::TrafficController(args) => {
             cli::components::traffic_controller(args, top_level).await
         }
+        Command::LogCache(args) => cli::components::log_cache(args, top_level).await,
         Command::Nozzle(cmd) => cli::components::nozzle(cmd, top_level).await,
         Command::SyslogDrain(args) => cli::components::syslog_drain(args, top_level).await,
     }

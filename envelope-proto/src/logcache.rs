@@ -57,6 +57,12 @@ pub fn encode_send_request<B: AsRef<[u8]>>(items: &[B], local_only: bool) -> Byt
     out.freeze()
 }
 
+/// Size of the `ReadResponse` [`encode_read_response`] writes for `items`.
+pub fn read_response_len<B: AsRef<[u8]>>(items: &[B]) -> usize {
+    let inner = batch::encoded_len(items);
+    1 + varint_len(inner as u64) + inner
+}
+
 /// An encoded `ReadResponse` holding `items` (encoded envelopes, in order).
 /// An empty result is still an encoded empty batch, as Go's encoder writes
 /// a set message field.
@@ -103,6 +109,7 @@ mod tests {
         assert_eq!(batch::count(parsed.batch).unwrap(), 2);
 
         let read = encode_read_response(&encoded);
+        assert_eq!(read.len(), read_response_len(&encoded));
         let back = ReadResponse::decode(&read[..]).unwrap();
         assert_eq!(back.envelopes.unwrap().batch, envs);
         let empty = ReadResponse::decode(&encode_read_response::<Vec<u8>>(&[])[..]).unwrap();

@@ -34,6 +34,7 @@
 //! - [`backoff`]: capped exponential backoff with jitter.
 //! - [`upstream`]: the doppler pool (static or DNS-resolved addresses) and the fan-in that
 //!   subscribes a consumer's ring to every doppler in it.
+//! - [`url`]: Go's query-string and path unescaping.
 //! - [`env`]: upstream environment-variable parsing rules (empty means unset, Go durations, ...).
 //! - [`logline`]: upstream-style startup lines on stderr and the `tracing` subscriber setup.
 //!
@@ -60,3 +61,4 @@ mod signal;
 pub mod tls;
 pub mod turns;
 pub mod upstream;
+pub mod url;

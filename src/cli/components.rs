@@ -25,6 +25,13 @@ pub(crate) struct TrafficControllerArgs {
     args: traffic_controller::cli::Args,
 }
 
+/// `loggregator log-cache` options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LogCacheArgs {
+    #[command(flatten)]
+    args: log_cache::cli::Args,
+}
+
 /// `loggregator syslog-drain` options.
 #[derive(Debug, clap::Args)]
 pub(crate) struct SyslogDrainArgs {
@@ -83,6 +90,15 @@ pub(crate) async fn traffic_controller(
         args.log_level = level;
     }
     traffic_controller::cli::main(args).await
+}
+
+/// Runs a log-cache node.
+pub(crate) async fn log_cache(a: LogCacheArgs, top_level: Option<String>) -> anyhow::Result<()> {
+    let mut args = a.args;
+    if let Some(level) = top_level {
+        args.log_level = level;
+    }
+    log_cache::cli::main(args).await
 }
 
 /// Runs the syslog drain forwarder.

@@ -1,6 +1,7 @@
 //! `loggregator dev`: the whole pipeline in one process on loopback.
 //!
-//! An agent, two dopplers and a traffic controller (with its RLP gateway), each started
+//! An agent, two dopplers, a traffic controller (with its RLP gateway) and a log cache
+//! (fed by the dopplers, serving the cf CLI's API), each started
 //! in-process through its crate's `run(config, listeners, shutdown)` on the default local
 //! ports, with mutual TLS between them using certificates generated at start-up into the
 //! well-known development directory (see `devdir`), and access control off. `--demo` adds a
@@ -94,6 +95,16 @@ pub(crate) struct Args {
     /// Traffic controller admin (/metrics, /health) address.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:14830")]
     pub(crate) tc_admin_addr: SocketAddr,
+    /// Log Cache HTTP API (what `cf logs` and `loggregator logs --log-cache-url` read), or
+    /// `off` for no Log Cache.
+    #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:8083", value_parser = parse_optional_addr)]
+    pub(crate) log_cache_addr: OptionalAddr,
+    /// Log Cache gRPC (logcache.v1 Egress, Ingress, PromQL) address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub(crate) log_cache_grpc_addr: SocketAddr,
+    /// Log Cache store budget in bytes.
+    #[arg(long, value_name = "BYTES", default_value = "268435456")]
+    pub(crate) log_cache_memory: u64,
     #[command(flatten)]
     pub(crate) common: Common,
 }
@@ -128,6 +139,8 @@ struct Bound {
     tc: TcpListener,
     gateway: Option<TcpListener>,
     tc_admin: TcpListener,
+    /// Log Cache HTTP API and gRPC.
+    log_cache: Option<(TcpListener, TcpListener)>,
 }
 
 async fn bind_tcp(flag: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -165,6 +178,13 @@ async fn bind_all(args: &Args) -> anyhow::Result<Bound> {
         None => None,
     };
     let tc_admin = bind_tcp("--tc-admin-addr", args.tc_admin_addr).await?;
+    let log_cache = match args.log_cache_addr.0 {
+        Some(addr) => Some((
+            bind_tcp("--log-cache-addr", addr).await?,
+            bind_tcp("--log-cache-grpc-addr", args.log_cache_grpc_addr).await?,
+        )),
+        None => None,
+    };
     Ok(Bound {
         agent_udp,
         agent_grpc,
@@ -173,6 +193,7 @@ async fn bind_all(args: &Args) -> anyhow::Result<Bound> {
         tc,
         gateway,
         tc_admin,
+        log_cache,
     })
 }
 
@@ -185,6 +206,8 @@ struct Endpoints {
     tc: SocketAddr,
     gateway: Option<SocketAddr>,
     tc_admin: SocketAddr,
+    /// Log Cache HTTP API and gRPC.
+    log_cache: Option<(SocketAddr, SocketAddr)>,
 }
 
 impl Bound {
@@ -205,6 +228,10 @@ impl Bound {
                 .map(TcpListener::local_addr)
                 .transpose()?,
             tc_admin: self.tc_admin.local_addr()?,
+            log_cache: match &self.log_cache {
+                Some((http, grpc)) => Some((http.local_addr()?, grpc.local_addr()?)),
+                None => None,
+            },
         })
     }
 }
@@ -300,6 +327,30 @@ pub(crate) async fn main(args: Args) -> anyhow::Result<()> {
                 "traffic controller".to_owned(),
                 result.map_err(anyhow::Error::from),
             )
+        });
+    }
+
+    // Log Cache, fed by the dopplers.
+    let log_cache_registry = Registry::new();
+    if let Some((http, grpc)) = bound.log_cache {
+        let mut config = log_cache::Config::local(args.log_cache_memory);
+        config.grpc_addr = grpc.local_addr()?;
+        config.gateway_addr = Some(http.local_addr()?);
+        config.doppler_addrs = doppler_addrs.clone();
+        let files = identity("log-cache")
+            .map(|(ca, cert, key)| plumbing::tls::TlsFiles::new(ca, cert, key));
+        config.doppler_tls = files.clone();
+        config.tls = files;
+        let listeners = log_cache::Listeners {
+            grpc,
+            gateway: Some(http),
+            admin: None,
+        };
+        let stop = component_shutdown(&shutdown);
+        let registry = log_cache_registry.clone();
+        components.spawn(async move {
+            let result = log_cache::run_with_registry(config, listeners, stop, registry).await;
+            ("log cache".to_owned(), result.map_err(anyhow::Error::from))
         });
     }
 
@@ -454,8 +505,13 @@ fn banner(args: &Args, e: &Endpoints, dir: &Path) -> String {
     let n = e.dopplers.len();
     let _ = writeln!(
         s,
-        "loggregator dev: agent, {n} doppler{}, traffic controller on loopback ({} between components, auth off)",
+        "loggregator dev: agent, {n} doppler{}, traffic controller{} on loopback ({} between components, auth off)",
         if n == 1 { "" } else { "s" },
+        if e.log_cache.is_some() {
+            ", log cache"
+        } else {
+            ""
+        },
         if args.plaintext {
             "plaintext gRPC"
         } else {
@@ -495,6 +551,14 @@ fn banner(args: &Args, e: &Endpoints, dir: &Path) -> String {
             &mut s,
             "RLP gateway (SSE)",
             format!("http://{g}/v2/read?log"),
+        );
+    }
+    if let Some((http, grpc)) = e.log_cache {
+        row(&mut s, "log cache (cf CLI API)", format!("http://{http}"));
+        row(
+            &mut s,
+            &format!("log cache gRPC ({grpc_kind})"),
+            grpc.to_string(),
         );
     }
     row(

@@ -21,7 +21,7 @@ use plumbing::backoff::Backoff;
 
 use super::out::{self, Written};
 use super::tc::{self, Endpoint, WsEvent};
-use super::{Common, cflog, describe};
+use super::{Common, cflog, describe, logcache};
 
 /// How many printed envelopes are remembered for de-duplication.
 const SEEN_CAPACITY: usize = 20_000;
@@ -50,17 +50,38 @@ pub(crate) struct Args {
     /// Ask the traffic controller for at most this many recent logs [default: the server's].
     #[arg(long, value_name = "N")]
     pub(crate) limit: Option<u32>,
+    /// Read from Log Cache at this URL (http://HOST:PORT, e.g. `loggregator dev`'s
+    /// http://127.0.0.1:8083) as the cf CLI does, instead of the traffic controller.
+    #[arg(long, value_name = "URL", env = "LOGGREGATOR_LOG_CACHE_URL")]
+    pub(crate) log_cache_url: Option<String>,
+    /// With --log-cache-url: show followed lines once they are this old, as the cf CLI's 2 s
+    /// walk delay does (lines arriving late are still shown in order).
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_walk_delay)]
+    pub(crate) walk_delay: Duration,
     #[command(flatten)]
     pub(crate) common: Common,
 }
 
+fn parse_walk_delay(s: &str) -> Result<Duration, String> {
+    plumbing::env::parse_go_duration(s)
+        .map_err(|e| format!("{e}; expected a Go duration such as 2s or 500ms"))
+}
+
 /// Runs `loggregator logs`.
 pub(crate) async fn main(args: Args) -> anyhow::Result<()> {
-    let endpoint = Endpoint::parse(&args.tc_url)?;
     let color = cflog::color_enabled(
         std::env::var("CF_COLOR").ok().as_deref(),
         std::io::stdout().is_terminal(),
     );
+    if let Some(url) = &args.log_cache_url {
+        let lc = logcache::LogCache::connect(url, args.token.as_deref()).await?;
+        let printer = logcache::Printer {
+            json: args.json,
+            color,
+        };
+        return logcache::run(&lc, &args.app_guid, &printer, args.recent, args.walk_delay).await;
+    }
+    let endpoint = Endpoint::parse(&args.tc_url)?;
     let mut printer = Printer {
         json: args.json,
         color,

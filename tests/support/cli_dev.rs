@@ -172,6 +172,8 @@ pub(crate) struct Dev {
     pub(crate) agent_udp: String,
     /// Traffic controller `http://host:port`.
     pub(crate) tc_url: String,
+    /// Log Cache HTTP API `http://host:port`, unless started with `--log-cache-addr off`.
+    pub(crate) log_cache_url: Option<String>,
     /// The start-up banner (stdout up to and including the `ready` line).
     pub(crate) banner: Vec<String>,
 }
@@ -195,6 +197,8 @@ impl Dev {
             ("--tc-addr", "127.0.0.1:0"),
             ("--gateway-addr", "127.0.0.1:0"),
             ("--tc-admin-addr", "127.0.0.1:0"),
+            ("--log-cache-addr", "127.0.0.1:0"),
+            ("--log-cache-grpc-addr", "127.0.0.1:0"),
         ] {
             if !extra.contains(&flag) {
                 cmd.args([flag, value]);
@@ -246,12 +250,17 @@ impl Dev {
         let agent_udp = field("agent v1 UDP (dropsonde)");
         let tc = field("traffic controller (WebSocket)");
         let tc_url = tc.replacen("ws://", "http://", 1);
+        let log_cache_url = banner
+            .iter()
+            .find_map(|l| l.trim_start().strip_prefix("log cache (cf CLI API)"))
+            .map(|rest| rest.trim().to_owned());
         Dev {
             process,
             dir,
             agent_grpc,
             agent_udp,
             tc_url,
+            log_cache_url,
             banner,
         }
     }

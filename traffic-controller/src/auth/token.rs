@@ -51,41 +51,7 @@ fn from_cookie(headers: &HeaderMap) -> Option<String> {
     None
 }
 
-/// Go's `url.QueryUnescape`: `%XX` escapes and `+` as a space; `None` on a bad
-/// escape or invalid UTF-8.
-pub(crate) fn query_unescape(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hi = hex_val(*bytes.get(i + 1)?)?;
-                let lo = hex_val(*bytes.get(i + 2)?)?;
-                out.push(hi << 4 | lo);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
+pub(crate) use plumbing::url::query_unescape;
 
 /// Strips an optional `bearer` scheme (any case, followed by one or more
 /// spaces) and returns the bare token; `None` when nothing is left.

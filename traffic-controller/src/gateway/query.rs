@@ -10,8 +10,6 @@ use envelope_proto::loggregator_v2::{
     TimerSelector, selector::Message,
 };
 
-use crate::auth::token::query_unescape;
-
 /// A query rejected before any upstream work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum QueryError {
@@ -30,17 +28,7 @@ pub(crate) struct ReadQuery {
     pub(crate) source_ids: Vec<String>,
 }
 
-/// Splits a raw query string the way Go's `url.ParseQuery` does; pairs with
-/// bad escapes are skipped (as `URL.Query()` does).
-pub(crate) fn pairs(raw: &str) -> Vec<(String, String)> {
-    raw.split('&')
-        .filter(|p| !p.is_empty())
-        .filter_map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            Some((query_unescape(k)?, query_unescape(v)?))
-        })
-        .collect()
-}
+pub(crate) use plumbing::url::query_pairs as pairs;
 
 /// Parses the query of a `/v2/read` request.
 pub(crate) fn parse(raw: Option<&str>) -> Result<ReadQuery, QueryError> {
