@@ -36,6 +36,11 @@ pub const MAX_GRPC_MESSAGE: usize = 64 * 1024 * 1024;
 /// connection counts against this cap, as on the admin listener).
 pub const MAX_HTTP_CONNECTIONS: usize = 1024;
 
+/// How long an HTTP answer may make no progress (the client not reading) before
+/// the connection is closed: a reader that never reads holds one response for
+/// at most this long.
+pub const HTTP_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The mutual-TLS server configuration of the gRPC port, if configured.
 pub fn grpc_tls(config: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, Error> {
     let Some(files) = &config.tls else {
@@ -190,6 +195,7 @@ pub async fn run(
             "gateway",
             Limits {
                 max_pending: MAX_HTTP_CONNECTIONS,
+                write_timeout: Some(HTTP_WRITE_TIMEOUT),
                 ..Limits::default()
             },
             &registry,

@@ -27,12 +27,13 @@ pub const MAX_CONNECTIONS: usize = 64;
 /// Serves `/metrics` and `/health` on `listener` until `shutdown` triggers.
 ///
 /// Served by [`crate::listen::serve`] under the listener name `admin`: at most
-/// [`MAX_CONNECTIONS`] connections, the default header deadline. Connection tasks are tracked
+/// [`MAX_CONNECTIONS`] connections, the default header deadline, a 10 s write deadline. Connection tasks are tracked
 /// by `shutdown`'s tracker. Accept errors (e.g. out of file descriptors) are logged and retried
 /// after a short pause; they never end the server.
 pub async fn serve(listener: TcpListener, registry: Registry, shutdown: Shutdown) {
     let limits = Limits {
         max_pending: MAX_CONNECTIONS,
+        write_timeout: Some(std::time::Duration::from_secs(10)),
         ..Limits::default()
     };
     let gate = Gate::new("admin", limits, &registry);

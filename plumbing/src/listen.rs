@@ -16,15 +16,20 @@
 //!   `http_deadlines_exceeded{phase}`;
 //! - a **body deadline and size limit** for handlers that read a request body
 //!   ([`Conn::read_body`]): a body that does not arrive in time is refused, however slowly its
-//!   bytes trickle in.
+//!   bytes trickle in;
+//! - optionally a **write deadline** ([`Limits::write_timeout`]): a client that stops reading
+//!   its response is cut once the writes make no progress for that long (`phase="write"`).
 //!
 //! At shutdown the accept loop stops, in-flight connections are asked to finish and are dropped
 //! after [`Limits::grace`].
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -34,6 +39,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
@@ -66,6 +72,12 @@ pub struct Limits {
     pub tls_handshake_timeout: Duration,
     /// How long in-flight connections may take to finish at shutdown.
     pub grace: Duration,
+    /// How long a write to the client may make no progress before the connection is closed
+    /// (`None`: no limit). For listeners whose answers are plain responses: a client that never
+    /// reads holds its connection and one response for at most this long. Listeners that
+    /// upgrade connections (the traffic controller's WebSockets) leave it `None`: their
+    /// consumers have a slow-consumer policy of their own.
+    pub write_timeout: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -76,6 +88,7 @@ impl Default for Limits {
             body_timeout: DEFAULT_BODY_TIMEOUT,
             tls_handshake_timeout: DEFAULT_TLS_HANDSHAKE_TIMEOUT,
             grace: Duration::from_secs(5),
+            write_timeout: None,
         }
     }
 }
@@ -98,6 +111,7 @@ struct GateInner {
     header_deadline: Counter,
     body_deadline: Counter,
     tls_deadline: Counter,
+    write_deadline: Counter,
     log: Limiter,
 }
 
@@ -108,7 +122,7 @@ impl Gate {
         let deadline = |phase: &str| {
             registry.counter(
                 "http_deadlines_exceeded",
-                "Client connections closed because a TLS handshake, request header or request body was not complete in time.",
+                "Client connections closed because a TLS handshake, request header or request body was not complete in time, or a response write made no progress.",
                 &[("listener", name), ("phase", phase)],
             )
         };
@@ -129,6 +143,7 @@ impl Gate {
                 header_deadline: deadline("header"),
                 body_deadline: deadline("body"),
                 tls_deadline: deadline("tls"),
+                write_deadline: deadline("write"),
                 log: Limiter::new(Duration::from_secs(10)),
                 limits,
             }),
@@ -309,15 +324,25 @@ pub async fn serve<H, F, B>(
         let cancel = cancel.clone();
         tracker.spawn(async move {
             let limits = conn.gate.inner.limits.clone();
-            match tls {
-                None => serve_conn(TokioIo::new(tcp), conn, handler, cancel).await,
-                Some(acceptor) => {
+            match (tls, limits.write_timeout) {
+                (None, None) => serve_conn(TokioIo::new(tcp), conn, handler, cancel).await,
+                (None, Some(t)) => {
+                    let counter = conn.gate.inner.write_deadline.clone();
+                    let io = WriteDeadline::new(tcp, t, counter);
+                    serve_conn(TokioIo::new(io), conn, handler, cancel).await
+                }
+                (Some(acceptor), write_timeout) => {
                     match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(tcp))
                         .await
                     {
-                        Ok(Ok(stream)) => {
-                            serve_conn(TokioIo::new(stream), conn, handler, cancel).await
-                        }
+                        Ok(Ok(stream)) => match write_timeout {
+                            None => serve_conn(TokioIo::new(stream), conn, handler, cancel).await,
+                            Some(t) => {
+                                let counter = conn.gate.inner.write_deadline.clone();
+                                let io = WriteDeadline::new(stream, t, counter);
+                                serve_conn(TokioIo::new(io), conn, handler, cancel).await
+                            }
+                        },
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "tls handshake failed"),
                         Err(_) => {
                             conn.gate.inner.tls_deadline.inc();
@@ -327,6 +352,84 @@ pub async fn serve<H, F, B>(
                 }
             }
         });
+    }
+}
+
+/// A stream whose writes fail with `TimedOut` once they have made no progress for `timeout`.
+struct WriteDeadline<S> {
+    inner: S,
+    timeout: Duration,
+    /// Armed while a write is pending.
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
+    exceeded: Counter,
+}
+
+impl<S> WriteDeadline<S> {
+    fn new(inner: S, timeout: Duration, exceeded: Counter) -> Self {
+        WriteDeadline {
+            inner,
+            timeout,
+            stall: None,
+            exceeded,
+        }
+    }
+
+    /// After a write returned `Pending`: arms the stall timer, or fails when it fired.
+    fn pending<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        let timeout = self.timeout;
+        let stall = self
+            .stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stall.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                self.exceeded.inc();
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("client read nothing for {timeout:?}"),
+                )))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteDeadline<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write(cx, buf) {
+            Poll::Pending => self.pending(cx),
+            ready => {
+                self.stall = None;
+                ready
+            }
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match Pin::new(&mut self.inner).poll_flush(cx) {
+            Poll::Pending => self.pending(cx),
+            ready => {
+                self.stall = None;
+                ready
+            }
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

@@ -577,6 +577,8 @@ impl RawConfig {
             )?,
             tls_handshake_timeout: plumbing::listen::DEFAULT_TLS_HANDSHAKE_TIMEOUT,
             grace,
+            // WebSocket and SSE consumers have their own slow-consumer policy.
+            write_timeout: None,
         };
         for (field, d) in [
             ("header_timeout", listen.header_timeout),

@@ -26,6 +26,8 @@ async fn handler(req: Request<Incoming>, conn: Conn) -> Response<Full<Bytes>> {
             conn.ticket.authenticated();
             (StatusCode::OK, "authenticated".to_owned())
         }
+        // Far more than the socket buffers hold.
+        "/big" => (StatusCode::OK, "x".repeat(32 << 20)),
         _ => (StatusCode::OK, "ok".to_owned()),
     };
     let mut r = Response::new(Full::new(Bytes::from(body)));
@@ -219,5 +221,38 @@ async fn connections_beyond_the_pending_cap_are_refused_and_authenticated_ones_d
     // Closing pending connections gives their slots back.
     held.truncate(1);
     wait_for("one left", || srv.gate.pending() == 0).await;
+    srv.cancel.cancel();
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_response_is_cut_at_the_write_deadline() {
+    let srv = start(Limits {
+        write_timeout: Some(Duration::from_millis(300)),
+        ..limits(8)
+    })
+    .await;
+    let mut s = TcpStream::connect(srv.addr).await.expect("connect");
+    s.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("request");
+    wait_for("the connection is pending", || srv.gate.pending() == 1).await;
+    // Never read: the server's writes stall, then it gives up and frees the slot.
+    wait_for("the stalled connection is cut", || srv.gate.pending() == 0).await;
+    assert_eq!(
+        srv.registry.counter_value(
+            "http_deadlines_exceeded",
+            &[("listener", "test"), ("phase", "write")]
+        ),
+        Some(1)
+    );
+    drop(s);
+    // A reading client still gets its whole answer.
+    let mut ok = TcpStream::connect(srv.addr).await.expect("connect");
+    ok.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("request");
+    let answer = read_all(&mut ok).await;
+    assert!(answer.starts_with("HTTP/1.1 200"));
+    assert!(answer.len() > 32 << 20);
     srv.cancel.cancel();
 }
