@@ -16,6 +16,7 @@
 //! - [`read`]: request checking as upstream does it, the [`read::Reader`] every API uses.
 //! - [`ingest`]: the [`ingest::Sink`] every ingest path ends in; doppler subscription, gRPC `Send`.
 //! - [`metrics`]: metric handles (upstream names for the store's).
+//! - [`promql`]: the PromQL subset (`/api/v1/query`, `/api/v1/query_range`, `PromQLQuerier`).
 //!
 //! # Dependency rule
 //!
@@ -23,5 +24,6 @@
 
 pub mod ingest;
 pub mod metrics;
+pub mod promql;
 pub mod read;
 pub mod store;
