@@ -21,7 +21,7 @@
 //! - [`cluster`]: several nodes: owner by source id (upstream's hash), forwarding, proxied reads.
 //! - [`api`]: the HTTP JSON API and gRPC `Egress`.
 //! - [`auth`]: who may read what (`uaa` as upstream's cf-auth-proxy, or `none`).
-//! - [`promql`]: the PromQL subset.
+//! - [`promql`]: the PromQL subset (`/api/v1/query`, `/api/v1/query_range`, `PromQLQuerier`).
 //! - [`metrics`]: metric handles (upstream names for the store's).
 //! - [`error`]: the crate's [`Error`].
 //!

@@ -165,6 +165,11 @@ pub async fn run(
             .max_encoding_message_size(MAX_GRPC_MESSAGE),
         )
         .add_service(
+            crate::promql::PromQlService::new(Arc::clone(&promql))
+                .into_server()
+                .max_encoding_message_size(MAX_GRPC_MESSAGE),
+        )
+        .add_service(
             IngressServer::new(IngressService {
                 routed: Arc::clone(&routed),
                 local: Arc::clone(&local),

@@ -399,3 +399,26 @@ async fn malformed_parameters_get_grpc_gateway_errors() {
     assert_eq!(status, 404);
     node.shutdown.trigger();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cf_query_reads_promql_through_the_http_api() {
+    let node = Node::start().await;
+    let now = now_ns();
+    node.send(vec![counter(now - 2_000_000_000)]).await;
+    let t = format!("{:.3}", now as f64 / 1e9);
+    let url = format!(
+        "{}/api/v1/query?query=requests%7Bsource_id%3D%22{APP}%22%7D&time={t}",
+        node.http
+    );
+    let (status, body) = cli_get(&url).await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "success");
+    assert_eq!(v["data"]["resultType"], "vector");
+    assert_eq!(v["data"]["result"][0]["metric"]["source_id"], APP);
+    assert_eq!(v["data"]["result"][0]["value"][1], "42");
+    // Without a source_id matcher: upstream's error.
+    let (status, body) = cli_get(&format!("{}/api/v1/query?query=requests", node.http)).await;
+    assert_ne!(status, 200, "{body}");
+    node.shutdown.trigger();
+}

@@ -1,27 +1,48 @@
 //! URL pieces as Go's `net/url` reads them: query strings (`url.ParseQuery`,
 //! `url.QueryUnescape`) and path segments (`url.PathUnescape`).
 
+/// Why a string could not be unescaped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnescapeError {
+    /// A `%` not followed by two hex digits (Go's `url.EscapeError` text).
+    #[error("invalid URL escape {0:?}")]
+    Escape(String),
+    /// The unescaped bytes are not UTF-8.
+    #[error("unescaped value is not valid UTF-8")]
+    Utf8,
+}
+
 /// Go's `url.QueryUnescape`: `%XX` escapes and `+` as a space; `None` on a
 /// bad escape or invalid UTF-8.
 pub fn query_unescape(s: &str) -> Option<String> {
+    unescape(s, true).ok()
+}
+
+/// [`query_unescape`] saying what was wrong, in Go's words.
+pub fn query_unescape_checked(s: &str) -> Result<String, UnescapeError> {
     unescape(s, true)
 }
 
 /// Go's `url.PathUnescape`: `%XX` escapes (`%2F` becomes `/`), `+` kept;
 /// `None` on a bad escape or invalid UTF-8.
 pub fn path_unescape(s: &str) -> Option<String> {
-    unescape(s, false)
+    unescape(s, false).ok()
 }
 
-fn unescape(s: &str, plus_is_space: bool) -> Option<String> {
+fn unescape(s: &str, plus_is_space: bool) -> Result<String, UnescapeError> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
             b'%' => {
-                let hi = hex_val(*bytes.get(i + 1)?)?;
-                let lo = hex_val(*bytes.get(i + 2)?)?;
+                let digit = |at: usize| bytes.get(at).and_then(|b| hex_val(*b));
+                let (Some(hi), Some(lo)) = (digit(i + 1), digit(i + 2)) else {
+                    let end = (i + 3).min(bytes.len());
+                    return Err(UnescapeError::Escape(
+                        String::from_utf8_lossy(&bytes[i..end]).into_owned(),
+                    ));
+                };
                 out.push(hi << 4 | lo);
                 i += 3;
             }
@@ -35,7 +56,7 @@ fn unescape(s: &str, plus_is_space: bool) -> Option<String> {
             }
         }
     }
-    String::from_utf8(out).ok()
+    String::from_utf8(out).map_err(|_| UnescapeError::Utf8)
 }
 
 fn hex_val(b: u8) -> Option<u8> {
@@ -60,6 +81,7 @@ pub fn query_pairs(raw: &str) -> Vec<(String, String)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -70,6 +92,14 @@ mod tests {
         assert_eq!(path_unescape("a%2Fb+c"), Some("a/b+c".to_owned()));
         assert_eq!(path_unescape("%zz"), None);
         assert_eq!(query_unescape("%ff"), None, "invalid UTF-8");
+        assert_eq!(
+            query_unescape_checked("a%zzb").unwrap_err().to_string(),
+            "invalid URL escape \"%zz\""
+        );
+        assert_eq!(
+            query_unescape_checked("a%4").unwrap_err().to_string(),
+            "invalid URL escape \"%4\""
+        );
     }
 
     #[test]
