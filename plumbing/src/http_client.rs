@@ -1,9 +1,10 @@
-//! A small HTTP/1.1 client for the UAA and Cloud Controller checks.
+//! A small HTTP/1.1 client for the components' UAA and Cloud Controller checks.
 //!
-//! One connection per request (results are cached by [`crate::auth`], so the
-//! checks are rare), plain `http://` or `https://` through rustls with an
-//! optional CA, an optional client certificate (Cloud Controller's mutual
-//! TLS), a server-name override and an explicit skip-verify switch.
+//! One connection per request (callers cache the answers, so the checks are
+//! rare), plain `http://` or `https://` through rustls with an optional CA, an
+//! optional client certificate (Cloud Controller's mutual TLS), a server-name
+//! override and an explicit skip-verify switch. Every request has a deadline
+//! and every response body is capped at 1 MiB.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -36,7 +37,7 @@ pub enum ClientError {
 }
 
 /// Why a TLS client configuration could not be built.
-pub type TlsSetupError = plumbing::tls::TlsError;
+pub type TlsSetupError = crate::tls::TlsError;
 
 /// A status and body.
 #[derive(Debug)]
@@ -102,7 +103,7 @@ impl HttpClient {
             .trim_end_matches(']')
             .to_owned();
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let tcp = plumbing::dial::tcp((host.as_str(), port))
+        let tcp = crate::dial::tcp((host.as_str(), port))
             .await
             .map_err(|e| ClientError::Connect(url.clone(), e))?;
         let (mut parts, body) = req.into_parts();
@@ -166,13 +167,13 @@ where
 /// Builds a rustls client configuration: trust `ca` (or, without one, trust
 /// nothing but still allow `skip_verify`), present `cert_key` when given, and
 /// skip server verification entirely when `skip_verify` is set. PEM loading
-/// and the crypto provider come from `plumbing::tls`.
+/// and the crypto provider come from [`crate::tls`].
 pub fn tls_config(
     ca: Option<&Path>,
     cert_key: Option<(&Path, &Path)>,
     skip_verify: bool,
 ) -> Result<Arc<rustls::ClientConfig>, TlsSetupError> {
-    use plumbing::tls::{TlsError, load_certs, load_key, provider};
+    use crate::tls::{TlsError, load_certs, load_key, provider};
     let provider = provider(None);
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -202,7 +203,7 @@ pub fn tls_config(
     Ok(Arc::new(config))
 }
 
-/// `TRAFFIC_CONTROLLER_SKIP_CERT_VERIFY=true`: accept any server certificate
+/// The `*_SKIP_CERT_VERIFY=true` switches: accept any server certificate
 /// (signatures are still checked so the handshake stays well-formed).
 #[derive(Debug)]
 struct SkipVerify(Arc<rustls::crypto::CryptoProvider>);
