@@ -4,7 +4,7 @@
 //! rare), plain `http://` or `https://` through rustls with an optional CA, an
 //! optional client certificate (Cloud Controller's mutual TLS), a server-name
 //! override and an explicit skip-verify switch. Every request has a deadline
-//! and every response body is capped at 1 MiB.
+//! and every response body is capped ([`DEFAULT_MAX_BODY`] unless set).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,8 +16,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, ServerName};
 
-/// Largest response body read from UAA or Cloud Controller.
-const MAX_BODY: usize = 1 << 20;
+/// Largest response body read unless [`HttpClient::with_max_body`] says otherwise.
+pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 
 /// Why a request did not produce a response.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +44,7 @@ pub type TlsSetupError = crate::tls::TlsError;
 pub struct HttpResponse {
     /// Response status.
     pub status: StatusCode,
-    /// Response body (at most 1 MiB).
+    /// Response body (at most the client's body cap, [`DEFAULT_MAX_BODY`] unless set).
     pub body: Bytes,
 }
 
@@ -55,6 +55,7 @@ pub struct HttpClient {
     /// Overrides the TLS server name (Cloud Controller's `CC_SERVER_NAME`).
     server_name: Option<String>,
     timeout: Duration,
+    max_body: usize,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -62,6 +63,7 @@ impl std::fmt::Debug for HttpClient {
         f.debug_struct("HttpClient")
             .field("server_name", &self.server_name)
             .field("timeout", &self.timeout)
+            .field("max_body", &self.max_body)
             .finish()
     }
 }
@@ -77,7 +79,15 @@ impl HttpClient {
             tls,
             server_name,
             timeout,
+            max_body: DEFAULT_MAX_BODY,
         }
+    }
+
+    /// The same client reading response bodies of up to `bytes` (a longer
+    /// body fails the request with [`ClientError::Http`]).
+    pub fn with_max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
     }
 
     /// Sends `req` (absolute URI) and reads the whole response.
@@ -129,14 +139,18 @@ impl HttpClient {
                 .connect(name, tcp)
                 .await
                 .map_err(|e| ClientError::Connect(url.clone(), e))?;
-            exchange(TokioIo::new(tls), req).await
+            exchange(TokioIo::new(tls), req, self.max_body).await
         } else {
-            exchange(TokioIo::new(tcp), req).await
+            exchange(TokioIo::new(tcp), req, self.max_body).await
         }
     }
 }
 
-async fn exchange<I>(io: I, req: Request<Full<Bytes>>) -> Result<HttpResponse, ClientError>
+async fn exchange<I>(
+    io: I,
+    req: Request<Full<Bytes>>,
+    max_body: usize,
+) -> Result<HttpResponse, ClientError>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -152,7 +166,7 @@ where
             .await
             .map_err(|e| ClientError::Http(e.to_string()))?;
         let status = resp.status();
-        let body = Limited::new(resp.into_body(), MAX_BODY)
+        let body = Limited::new(resp.into_body(), max_body)
             .collect()
             .await
             .map_err(|e| ClientError::Http(e.to_string()))?
