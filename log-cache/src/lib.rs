@@ -16,11 +16,13 @@
 //! - [`read`]: request checking as upstream does it, the [`read::Reader`] every API uses.
 //! - [`ingest`]: the [`ingest::Sink`] every ingest path ends in; doppler subscription, gRPC `Send`.
 //! - [`metrics`]: metric handles (upstream names for the store's).
+//! - [`auth`]: UAA JWTs and Cloud Controller checks, as upstream's cf-auth-proxy (reads, meta, PromQL).
 //!
 //! # Dependency rule
 //!
 //! Depends on `envelope-proto` and `plumbing` only, never on other components.
 
+pub mod auth;
 pub mod ingest;
 pub mod metrics;
 pub mod read;
