@@ -31,10 +31,10 @@ pub struct Args {
     /// HTTP API listen address (`/api/v1/...`, what the cf CLI reads); served only when given [env: GATEWAY_ADDR].
     #[arg(long, value_name = "ADDR")]
     pub gateway_addr: Option<String>,
-    /// TLS certificate of the HTTP API (with --gateway-key-file).
+    /// TLS certificate of the HTTP API (with --gateway-key-file) [env: EXTERNAL_CERT].
     #[arg(long, value_name = "FILE")]
     pub gateway_cert_file: Option<PathBuf>,
-    /// TLS key of the HTTP API.
+    /// TLS key of the HTTP API [env: EXTERNAL_KEY].
     #[arg(long, value_name = "FILE")]
     pub gateway_key_file: Option<PathBuf>,
     /// Admin listener for /metrics and /health, or `off` [default: 127.0.0.1:6060; env: METRICS_PORT sets the port].
@@ -91,6 +91,39 @@ pub struct Args {
     /// Every node's gRPC address in index order, comma separated [env: NODE_ADDRS].
     #[arg(long, value_delimiter = ',', value_name = "HOST:PORT")]
     pub node_addrs: Option<Vec<String>>,
+    /// Authorisation of the HTTP API: `uaa` (as upstream's cf-auth-proxy: UAA JWTs, Cloud Controller checks) or `none` (development) [default: uaa].
+    #[arg(long)]
+    pub auth: Option<String>,
+    /// UAA base URL, for `--auth uaa` [env: UAA_ADDR].
+    #[arg(long, value_name = "URL")]
+    pub uaa_addr: Option<String>,
+    /// CA of UAA [env: UAA_CA_PATH].
+    #[arg(long, value_name = "FILE")]
+    pub uaa_ca_file: Option<PathBuf>,
+    /// UAA client id, for basic auth on /token_keys [env: UAA_CLIENT_ID].
+    #[arg(long)]
+    pub uaa_client_id: Option<String>,
+    /// UAA client secret [env: UAA_CLIENT_SECRET].
+    #[arg(long)]
+    pub uaa_client_secret: Option<String>,
+    /// Cloud Controller base URL, for `--auth uaa` [env: CAPI_ADDR].
+    #[arg(long, value_name = "URL")]
+    pub capi_addr: Option<String>,
+    /// CA of Cloud Controller [env: CAPI_CA_PATH].
+    #[arg(long, value_name = "FILE")]
+    pub capi_ca_file: Option<PathBuf>,
+    /// TLS server name of Cloud Controller [env: CAPI_COMMON_NAME].
+    #[arg(long)]
+    pub capi_common_name: Option<String>,
+    /// Skip verification of UAA and Cloud Controller certificates [env: SKIP_CERT_VERIFY].
+    #[arg(long)]
+    pub skip_cert_verify: bool,
+    /// How long positive authorisation answers are cached, never past the token's expiry [default: 1m; env: CACHE_EXPIRATION_INTERVAL].
+    #[arg(long, value_name = "DURATION")]
+    pub cache_expiration_interval: Option<String>,
+    /// How often expired authorisation answers are swept [default: 1m; env: TOKEN_PRUNING_INTERVAL].
+    #[arg(long, value_name = "DURATION")]
+    pub token_pruning_interval: Option<String>,
     /// RFC 3339 log timestamps [default: false; env: USE_RFC339].
     #[arg(long)]
     pub use_rfc3339: bool,
@@ -126,6 +159,17 @@ impl Args {
             node_index: self.node_index,
             node_addrs: self.node_addrs.clone(),
             use_rfc3339: self.use_rfc3339.then_some(true),
+            auth: self.auth.clone(),
+            uaa_addr: self.uaa_addr.clone(),
+            uaa_ca_file: self.uaa_ca_file.clone(),
+            uaa_client_id: self.uaa_client_id.clone(),
+            uaa_client_secret: self.uaa_client_secret.clone(),
+            capi_addr: self.capi_addr.clone(),
+            capi_ca_file: self.capi_ca_file.clone(),
+            capi_common_name: self.capi_common_name.clone(),
+            skip_cert_verify: self.skip_cert_verify.then_some(true),
+            cache_expiration_interval: self.cache_expiration_interval.clone(),
+            token_pruning_interval: self.token_pruning_interval.clone(),
         }
     }
 

@@ -20,6 +20,15 @@
 //! | `USE_RFC339` | `--use-rfc3339` | false |
 //! | `PRUNES_PER_GC` | accepted and ignored (no garbage collector) | |
 //!
+//! The HTTP API's authorisation takes the variables of upstream's
+//! `log-cache-cf-auth-proxy` job: `UAA_ADDR`, `UAA_CA_PATH`, `UAA_CLIENT_ID`,
+//! `UAA_CLIENT_SECRET`, `CAPI_ADDR`, `CAPI_CA_PATH`, `CAPI_COMMON_NAME`,
+//! `SKIP_CERT_VERIFY`, `CACHE_EXPIRATION_INTERVAL`, `TOKEN_PRUNING_INTERVAL`,
+//! and `EXTERNAL_CERT` / `EXTERNAL_KEY` for its TLS (`--auth uaa`, the
+//! default, needs the UAA and Cloud Controller addresses once the API is
+//! served; `--auth none` is for development). Its listen address is
+//! `--gateway-addr` (upstream's `ADDR` of that job is this job's gRPC port).
+//!
 //! Ours (no upstream equivalent in the `log-cache` job): `--gateway-addr` /
 //! `GATEWAY_ADDR` (the HTTP API, served only when given), `--doppler-addrs` /
 //! `DOPPLER_ADDRS` with `--doppler-ca-file`, `--doppler-cert-file`,
@@ -34,6 +43,8 @@ use std::time::Duration;
 use plumbing::env::{EnvReader, parse_go_duration};
 use plumbing::tls::TlsFiles;
 use serde::Deserialize;
+
+use crate::auth::{AuthMode, UaaConfig};
 
 /// Default gRPC address (upstream `:8080`).
 pub const DEFAULT_GRPC_ADDR: &str = "[::]:8080";
@@ -127,6 +138,28 @@ pub struct RawConfig {
     pub node_addrs: Option<Vec<String>>,
     /// RFC 3339 log timestamps.
     pub use_rfc3339: Option<bool>,
+    /// HTTP API authorisation: `uaa` or `none`.
+    pub auth: Option<String>,
+    /// UAA base URL (`uaa` mode).
+    pub uaa_addr: Option<String>,
+    /// CA of UAA.
+    pub uaa_ca_file: Option<PathBuf>,
+    /// UAA client id (basic auth on `/token_keys`).
+    pub uaa_client_id: Option<String>,
+    /// UAA client secret.
+    pub uaa_client_secret: Option<String>,
+    /// Cloud Controller base URL (`uaa` mode).
+    pub capi_addr: Option<String>,
+    /// CA of Cloud Controller.
+    pub capi_ca_file: Option<PathBuf>,
+    /// TLS server name of Cloud Controller.
+    pub capi_common_name: Option<String>,
+    /// Skip verification of UAA and Cloud Controller certificates.
+    pub skip_cert_verify: Option<bool>,
+    /// How long positive authorisation answers are cached (Go duration).
+    pub cache_expiration_interval: Option<String>,
+    /// How often expired cache entries are swept (Go duration).
+    pub token_pruning_interval: Option<String>,
 }
 
 impl RawConfig {
@@ -168,6 +201,23 @@ impl RawConfig {
             node_index: env.usize("NODE_INDEX"),
             node_addrs: env.list("NODE_ADDRS"),
             use_rfc3339: env.bool("USE_RFC339"),
+            // log-cache-cf-auth-proxy's variables.
+            gateway_cert_file: path(&mut env, "EXTERNAL_CERT"),
+            gateway_key_file: path(&mut env, "EXTERNAL_KEY"),
+            uaa_addr: env.string("UAA_ADDR"),
+            uaa_ca_file: path(&mut env, "UAA_CA_PATH"),
+            uaa_client_id: env.string("UAA_CLIENT_ID"),
+            uaa_client_secret: env.string("UAA_CLIENT_SECRET"),
+            capi_addr: env.string("CAPI_ADDR"),
+            capi_ca_file: path(&mut env, "CAPI_CA_PATH"),
+            capi_common_name: env.string("CAPI_COMMON_NAME"),
+            skip_cert_verify: env.bool("SKIP_CERT_VERIFY"),
+            cache_expiration_interval: env
+                .duration("CACHE_EXPIRATION_INTERVAL")
+                .map(plumbing::env::format_go_duration),
+            token_pruning_interval: env
+                .duration("TOKEN_PRUNING_INTERVAL")
+                .map(plumbing::env::format_go_duration),
             ..Self::default()
         };
         // Read (and checked) so a bad value is reported, though unused.
@@ -206,12 +256,27 @@ impl RawConfig {
                 node_index,
                 node_addrs,
                 use_rfc3339,
+                auth,
+                uaa_addr,
+                uaa_ca_file,
+                uaa_client_id,
+                uaa_client_secret,
+                capi_addr,
+                capi_ca_file,
+                capi_common_name,
+                skip_cert_verify,
+                cache_expiration_interval,
+                token_pruning_interval,
             }
         )
     }
 
     /// Checks every value and applies defaults.
     pub fn validate(self) -> Result<Config, ConfigError> {
+        let auth = self.auth_mode(!matches!(
+            self.gateway_addr.as_deref(),
+            None | Some("off") | Some("")
+        ))?;
         let grpc_addr = listen_addr(
             "--addr / ADDR",
             self.addr.as_deref().unwrap_or(DEFAULT_GRPC_ADDR),
@@ -324,12 +389,51 @@ impl RawConfig {
             node_index,
             node_addrs,
             use_rfc3339: self.use_rfc3339.unwrap_or(false),
+            auth,
         })
+    }
+
+    /// The HTTP API's authorisation (checked only when the API is served).
+    fn auth_mode(&self, served: bool) -> Result<AuthMode, ConfigError> {
+        match self.auth.as_deref().unwrap_or("uaa") {
+            "none" => Ok(AuthMode::None),
+            "uaa" if !served => Ok(AuthMode::None),
+            "uaa" => {
+                let (Some(uaa), Some(capi)) = (&self.uaa_addr, &self.capi_addr) else {
+                    return Err(invalid(
+                        "--auth uaa",
+                        "needs --uaa-addr / UAA_ADDR and --capi-addr / CAPI_ADDR (Cloud Controller); for local development use --auth none",
+                    ));
+                };
+                let mut cfg = UaaConfig::new(uaa, capi);
+                cfg.uaa_ca = self.uaa_ca_file.clone();
+                cfg.client_id = self.uaa_client_id.clone().unwrap_or_default();
+                cfg.client_secret = self.uaa_client_secret.clone().unwrap_or_default();
+                cfg.capi_ca = self.capi_ca_file.clone();
+                cfg.capi_common_name = self.capi_common_name.clone();
+                cfg.skip_cert_verify = self.skip_cert_verify.unwrap_or(false);
+                cfg.cache_expiration = duration(
+                    "--cache-expiration-interval / CACHE_EXPIRATION_INTERVAL",
+                    &self.cache_expiration_interval,
+                    cfg.cache_expiration,
+                )?;
+                cfg.token_pruning_interval = duration(
+                    "--token-pruning-interval / TOKEN_PRUNING_INTERVAL",
+                    &self.token_pruning_interval,
+                    cfg.token_pruning_interval,
+                )?;
+                Ok(AuthMode::Uaa(cfg))
+            }
+            other => Err(invalid(
+                "--auth",
+                format!("{other:?}: accepted values: uaa, none"),
+            )),
+        }
     }
 }
 
 /// Validated configuration.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// gRPC listen address.
     pub grpc_addr: SocketAddr,
@@ -367,6 +471,8 @@ pub struct Config {
     pub node_addrs: Vec<String>,
     /// RFC 3339 log timestamps.
     pub use_rfc3339: bool,
+    /// Authorisation of the HTTP API.
+    pub auth: AuthMode,
 }
 
 impl Config {
@@ -377,6 +483,7 @@ impl Config {
             addr: Some("127.0.0.1:0".into()),
             gateway_addr: Some("127.0.0.1:0".into()),
             admin_addr: Some("off".into()),
+            auth: Some("none".into()),
             memory_limit_bytes: Some(memory_limit),
             ..RawConfig::default()
         }
@@ -535,6 +642,49 @@ mod tests {
         assert!(e.contains("MEMORY_LIMIT_PERCENT"), "{e}");
         let e = env(&[("DOPPLER_ADDRS", "nohost")]).unwrap_err().to_string();
         assert!(e.contains("DOPPLER_ADDRS"), "{e}");
+    }
+
+    #[test]
+    fn auth_follows_the_cf_auth_proxy_variables() {
+        // No HTTP API: nothing to authorise, nothing required.
+        assert!(matches!(env(&[]).unwrap().auth, AuthMode::None));
+        let e = env(&[("GATEWAY_ADDR", "127.0.0.1:0")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("UAA_ADDR") && e.contains("CAPI_ADDR") && e.contains("--auth none"),
+            "{e}"
+        );
+        let c = env(&[
+            ("GATEWAY_ADDR", "127.0.0.1:0"),
+            ("UAA_ADDR", "https://uaa.example"),
+            ("UAA_CA_PATH", "/uaa-ca"),
+            ("CAPI_ADDR", "https://api.example"),
+            ("CAPI_COMMON_NAME", "cc"),
+            ("CACHE_EXPIRATION_INTERVAL", "30s"),
+            ("SKIP_CERT_VERIFY", "true"),
+        ])
+        .unwrap();
+        let AuthMode::Uaa(u) = c.auth else {
+            panic!("uaa mode expected")
+        };
+        assert_eq!(u.uaa_addr, "https://uaa.example");
+        assert_eq!(u.uaa_ca, Some(PathBuf::from("/uaa-ca")));
+        assert_eq!(u.capi_common_name.as_deref(), Some("cc"));
+        assert_eq!(u.cache_expiration, Duration::from_secs(30));
+        assert!(u.skip_cert_verify);
+        let flags = RawConfig {
+            gateway_addr: Some("127.0.0.1:0".into()),
+            auth: Some("nope".into()),
+            ..RawConfig::default()
+        };
+        assert!(
+            flags
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("uaa, none")
+        );
     }
 
     #[test]

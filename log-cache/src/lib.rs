@@ -20,7 +20,7 @@
 //! - [`ingest`]: the [`ingest::Sink`] every ingest path ends in; doppler subscription, gRPC `Send`.
 //! - [`cluster`]: several nodes: owner by source id (upstream's hash), forwarding, proxied reads.
 //! - [`api`]: the HTTP JSON API and gRPC `Egress`.
-//! - [`auth`]: who may read what (`uaa` as upstream's cf-auth-proxy, or `none`).
+//! - [`auth`]: UAA JWTs and Cloud Controller checks, as upstream's cf-auth-proxy (reads, meta, PromQL), or `none`.
 //! - [`promql`]: the PromQL subset (`/api/v1/query`, `/api/v1/query_range`, `PromQLQuerier`).
 //! - [`metrics`]: metric handles (upstream names for the store's).
 //! - [`error`]: the crate's [`Error`].

@@ -15,7 +15,7 @@ use plumbing::upstream::pool::Pool;
 
 use crate::api::grpc::EgressService;
 use crate::api::http::Gateway;
-use crate::auth::{Auth, AuthMode};
+use crate::auth::Auth;
 use crate::cluster::{Cluster, RoutedReader, RoutedSink};
 use crate::config::Config;
 use crate::ingest::grpc::IngressService;
@@ -187,11 +187,15 @@ pub async fn run(
             )),
             None => None,
         };
+        let auth =
+            Auth::new(config.auth.clone(), &registry).map_err(|e| Error::Auth(e.to_string()))?;
+        // Upstream's auth proxy exits when UAA's keys cannot be fetched at start.
+        auth.refresh_keys()
+            .await
+            .map_err(|e| Error::Auth(format!("fetching UAA token keys: {e}")))?;
         let gateway = Arc::new(Gateway {
             reader: Arc::clone(&reader),
-            auth: Arc::new(
-                Auth::new(AuthMode::None, &registry).map_err(|e| Error::Auth(e.to_string()))?,
-            ),
+            auth: Arc::new(auth),
             promql,
             metrics: metrics.clone(),
             started,

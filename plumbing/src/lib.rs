@@ -20,6 +20,9 @@
 //!   [`tls::grpc`] (TLS accept stream for tonic servers, TLS channels for tonic clients) and
 //!   [`tls::dev`] (a generated development PKI).
 //! - [`dial`]: outbound TCP with `TCP_NODELAY` that refuses self-connections.
+//! - [`http_client`]: [`http_client::HttpClient`], the one small HTTP/1.1(+TLS) client the
+//!   components use for UAA and Cloud Controller (deadline, capped body, CA / client cert /
+//!   server name / skip-verify).
 //! - [`metrics`]: a registry passed in (never global) of counters and gauges, rendered as
 //!   Prometheus text.
 //! - [`listen`]: HTTP/1.1 serving for every listener strangers can reach: a cap on pending (not
@@ -49,6 +52,7 @@ pub mod batch;
 pub mod dial;
 pub mod emitter;
 pub mod env;
+pub mod http_client;
 pub mod limited_log;
 pub mod listen;
 pub mod logline;

@@ -21,8 +21,8 @@ use http_body_util::Full;
 use plumbing::limited_log::Limiter;
 
 use crate::config::UaaAuth;
-use crate::http_client::{HttpClient, tls_config};
 use cache::TtlCache;
+use plumbing::http_client::{HttpClient, tls_config};
 
 /// How consumers are authorised.
 #[derive(Debug, Clone)]
@@ -58,10 +58,10 @@ pub(crate) enum Denial {
 pub enum AuthSetupError {
     /// UAA client TLS.
     #[error("Unable to create UAA HTTP Client: {0}")]
-    Uaa(crate::http_client::TlsSetupError),
+    Uaa(plumbing::http_client::TlsSetupError),
     /// Cloud Controller client TLS.
     #[error("Unable to create CC HTTP Client: {0}")]
-    Cc(crate::http_client::TlsSetupError),
+    Cc(plumbing::http_client::TlsSetupError),
 }
 
 /// The authoriser shared by every request handler.

@@ -31,8 +31,8 @@
 //! - [`cli`]: [`cli::Args`] and [`cli::main`] for the binaries.
 //! - `server`: shared state, accept loops, dispatch; `routes`: path parsing;
 //!   `respond`: upstream-exact responses.
-//! - [`auth`]: token extraction, UAA `check_token`, Cloud Controller log access, cache.
-//! - [`http_client`]: the small HTTP/1.1 client used by [`auth`].
+//! - [`auth`]: token extraction, UAA `check_token`, Cloud Controller log access, cache
+//!   (over [`plumbing::http_client`]).
 //! - `upstream`: the doppler set (static / DNS) and the per-consumer fan-in.
 //! - `websocket`: upgrade, the generic session (keepalive, coalesced writes,
 //!   slow consumers) and the rate-control warning.
@@ -55,7 +55,6 @@ pub mod config;
 mod cookie;
 pub mod error;
 mod gateway;
-pub mod http_client;
 pub mod metrics;
 mod multipart;
 mod recent;

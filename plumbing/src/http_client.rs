@@ -1,9 +1,10 @@
-//! A small HTTP/1.1 client for the UAA and Cloud Controller checks.
+//! A small HTTP/1.1 client for the components' UAA and Cloud Controller checks.
 //!
-//! One connection per request (results are cached by [`crate::auth`], so the
-//! checks are rare), plain `http://` or `https://` through rustls with an
-//! optional CA, an optional client certificate (Cloud Controller's mutual
-//! TLS), a server-name override and an explicit skip-verify switch.
+//! One connection per request (callers cache the answers, so the checks are
+//! rare), plain `http://` or `https://` through rustls with an optional CA, an
+//! optional client certificate (Cloud Controller's mutual TLS), a server-name
+//! override and an explicit skip-verify switch. Every request has a deadline
+//! and every response body is capped ([`DEFAULT_MAX_BODY`] unless set).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,8 +16,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, ServerName};
 
-/// Largest response body read from UAA or Cloud Controller.
-const MAX_BODY: usize = 1 << 20;
+/// Largest response body read unless [`HttpClient::with_max_body`] says otherwise.
+pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 
 /// Why a request did not produce a response.
 #[derive(Debug, thiserror::Error)]
@@ -36,14 +37,14 @@ pub enum ClientError {
 }
 
 /// Why a TLS client configuration could not be built.
-pub type TlsSetupError = plumbing::tls::TlsError;
+pub type TlsSetupError = crate::tls::TlsError;
 
 /// A status and body.
 #[derive(Debug)]
 pub struct HttpResponse {
     /// Response status.
     pub status: StatusCode,
-    /// Response body (at most 1 MiB).
+    /// Response body (at most the client's body cap, [`DEFAULT_MAX_BODY`] unless set).
     pub body: Bytes,
 }
 
@@ -54,6 +55,7 @@ pub struct HttpClient {
     /// Overrides the TLS server name (Cloud Controller's `CC_SERVER_NAME`).
     server_name: Option<String>,
     timeout: Duration,
+    max_body: usize,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -61,6 +63,7 @@ impl std::fmt::Debug for HttpClient {
         f.debug_struct("HttpClient")
             .field("server_name", &self.server_name)
             .field("timeout", &self.timeout)
+            .field("max_body", &self.max_body)
             .finish()
     }
 }
@@ -76,7 +79,15 @@ impl HttpClient {
             tls,
             server_name,
             timeout,
+            max_body: DEFAULT_MAX_BODY,
         }
+    }
+
+    /// The same client reading response bodies of up to `bytes` (a longer
+    /// body fails the request with [`ClientError::Http`]).
+    pub fn with_max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
     }
 
     /// Sends `req` (absolute URI) and reads the whole response.
@@ -102,7 +113,7 @@ impl HttpClient {
             .trim_end_matches(']')
             .to_owned();
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let tcp = plumbing::dial::tcp((host.as_str(), port))
+        let tcp = crate::dial::tcp((host.as_str(), port))
             .await
             .map_err(|e| ClientError::Connect(url.clone(), e))?;
         let (mut parts, body) = req.into_parts();
@@ -128,14 +139,18 @@ impl HttpClient {
                 .connect(name, tcp)
                 .await
                 .map_err(|e| ClientError::Connect(url.clone(), e))?;
-            exchange(TokioIo::new(tls), req).await
+            exchange(TokioIo::new(tls), req, self.max_body).await
         } else {
-            exchange(TokioIo::new(tcp), req).await
+            exchange(TokioIo::new(tcp), req, self.max_body).await
         }
     }
 }
 
-async fn exchange<I>(io: I, req: Request<Full<Bytes>>) -> Result<HttpResponse, ClientError>
+async fn exchange<I>(
+    io: I,
+    req: Request<Full<Bytes>>,
+    max_body: usize,
+) -> Result<HttpResponse, ClientError>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -151,7 +166,7 @@ where
             .await
             .map_err(|e| ClientError::Http(e.to_string()))?;
         let status = resp.status();
-        let body = Limited::new(resp.into_body(), MAX_BODY)
+        let body = Limited::new(resp.into_body(), max_body)
             .collect()
             .await
             .map_err(|e| ClientError::Http(e.to_string()))?
@@ -166,13 +181,13 @@ where
 /// Builds a rustls client configuration: trust `ca` (or, without one, trust
 /// nothing but still allow `skip_verify`), present `cert_key` when given, and
 /// skip server verification entirely when `skip_verify` is set. PEM loading
-/// and the crypto provider come from `plumbing::tls`.
+/// and the crypto provider come from [`crate::tls`].
 pub fn tls_config(
     ca: Option<&Path>,
     cert_key: Option<(&Path, &Path)>,
     skip_verify: bool,
 ) -> Result<Arc<rustls::ClientConfig>, TlsSetupError> {
-    use plumbing::tls::{TlsError, load_certs, load_key, provider};
+    use crate::tls::{TlsError, load_certs, load_key, provider};
     let provider = provider(None);
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -202,7 +217,7 @@ pub fn tls_config(
     Ok(Arc::new(config))
 }
 
-/// `TRAFFIC_CONTROLLER_SKIP_CERT_VERIFY=true`: accept any server certificate
+/// The `*_SKIP_CERT_VERIFY=true` switches: accept any server certificate
 /// (signatures are still checked so the handshake stays well-formed).
 #[derive(Debug)]
 struct SkipVerify(Arc<rustls::crypto::CryptoProvider>);
