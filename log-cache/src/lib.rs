@@ -16,6 +16,7 @@
 //! - [`read`]: request checking as upstream does it, the [`read::Reader`] every API uses.
 //! - [`ingest`]: the [`ingest::Sink`] every ingest path ends in; doppler subscription, gRPC `Send`.
 //! - [`metrics`]: metric handles (upstream names for the store's).
+//! - [`syslog`]: the RFC 5424 syslog ingest server (octet counting or LF framing, TLS).
 //!
 //! # Dependency rule
 //!
@@ -25,3 +26,4 @@ pub mod ingest;
 pub mod metrics;
 pub mod read;
 pub mod store;
+pub mod syslog;
