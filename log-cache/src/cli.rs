@@ -124,6 +124,30 @@ pub struct Args {
     /// How often expired authorisation answers are swept [default: 1m; env: TOKEN_PRUNING_INTERVAL].
     #[arg(long, value_name = "DURATION")]
     pub token_pruning_interval: Option<String>,
+    /// RFC 5424 syslog ingest address (an upstream syslog agent's aggregate drain can point here), or `off` [default: off; env: SYSLOG_PORT listens on all interfaces].
+    #[arg(long, value_name = "ADDR")]
+    pub syslog_addr: Option<String>,
+    /// Syslog TLS certificate (with --syslog-key-file) [env: SYSLOG_TLS_CERT_PATH].
+    #[arg(long, value_name = "FILE")]
+    pub syslog_cert_file: Option<PathBuf>,
+    /// Syslog TLS key [env: SYSLOG_TLS_KEY_PATH].
+    #[arg(long, value_name = "FILE")]
+    pub syslog_key_file: Option<PathBuf>,
+    /// CA that syslog clients' certificates must chain to (mutual TLS; needs --syslog-cert-file).
+    #[arg(long, value_name = "FILE")]
+    pub syslog_ca_file: Option<PathBuf>,
+    /// Close a syslog connection idle this long [default: 2m; env: SYSLOG_IDLE_TIMEOUT].
+    #[arg(long, value_name = "DURATION")]
+    pub syslog_idle_timeout: Option<String>,
+    /// Largest syslog message accepted, bytes; a longer frame closes its connection [default: 66560; env: SYSLOG_MAX_MESSAGE_LENGTH].
+    #[arg(long)]
+    pub syslog_max_message_length: Option<usize>,
+    /// LF-terminated syslog framing instead of octet counting [env: SYSLOG_NON_TRANSPARENT_FRAMING].
+    #[arg(long)]
+    pub syslog_non_transparent_framing: bool,
+    /// Syslog connections held at once; more are refused and counted [default: 1024].
+    #[arg(long)]
+    pub syslog_max_connections: Option<usize>,
     /// RFC 3339 log timestamps [default: false; env: USE_RFC339].
     #[arg(long)]
     pub use_rfc3339: bool,
@@ -170,6 +194,15 @@ impl Args {
             skip_cert_verify: self.skip_cert_verify.then_some(true),
             cache_expiration_interval: self.cache_expiration_interval.clone(),
             token_pruning_interval: self.token_pruning_interval.clone(),
+            syslog_addr: self.syslog_addr.clone(),
+            syslog_port: None,
+            syslog_cert_file: self.syslog_cert_file.clone(),
+            syslog_key_file: self.syslog_key_file.clone(),
+            syslog_ca_file: self.syslog_ca_file.clone(),
+            syslog_idle_timeout: self.syslog_idle_timeout.clone(),
+            syslog_max_message_length: self.syslog_max_message_length,
+            syslog_non_transparent_framing: self.syslog_non_transparent_framing.then_some(true),
+            syslog_max_connections: self.syslog_max_connections,
         }
     }
 
@@ -237,6 +270,14 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
         },
         None => None,
     };
+    let syslog = match &config.syslog {
+        Some(s) => {
+            let l = bind(s.addr, "--syslog-addr / SYSLOG_PORT").await?;
+            logline::startup(&format!("syslog bound to: {}", l.local_addr()?));
+            Some(l)
+        }
+        None => None,
+    };
     if config.doppler_addrs.is_empty() {
         logline::startup("doppler ingest off (no --doppler-addrs / DOPPLER_ADDRS)");
     } else {
@@ -253,6 +294,7 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
             grpc,
             gateway,
             admin,
+            syslog,
         },
         shutdown,
     )

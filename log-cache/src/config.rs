@@ -29,6 +29,13 @@
 //! served; `--auth none` is for development). Its listen address is
 //! `--gateway-addr` (upstream's `ADDR` of that job is this job's gRPC port).
 //!
+//! Syslog ingest takes the variables of upstream's `log-cache-syslog-server`
+//! job: `SYSLOG_PORT` (listen on all interfaces; or `--syslog-addr`),
+//! `SYSLOG_TLS_CERT_PATH` / `SYSLOG_TLS_KEY_PATH`, `SYSLOG_IDLE_TIMEOUT`
+//! (2m), `SYSLOG_MAX_MESSAGE_LENGTH` (65 KiB) and
+//! `SYSLOG_NON_TRANSPARENT_FRAMING`; `--syslog-ca-file` (ours) requires
+//! client certificates. Its `LOG_CACHE_ADDR` is not needed: it stores here.
+//!
 //! Ours (no upstream equivalent in the `log-cache` job): `--gateway-addr` /
 //! `GATEWAY_ADDR` (the HTTP API, served only when given), `--doppler-addrs` /
 //! `DOPPLER_ADDRS` with `--doppler-ca-file`, `--doppler-cert-file`,
@@ -45,6 +52,7 @@ use plumbing::tls::TlsFiles;
 use serde::Deserialize;
 
 use crate::auth::{AuthMode, UaaConfig};
+use crate::syslog::SyslogConfig;
 
 /// Default gRPC address (upstream `:8080`).
 pub const DEFAULT_GRPC_ADDR: &str = "[::]:8080";
@@ -140,6 +148,24 @@ pub struct RawConfig {
     pub use_rfc3339: Option<bool>,
     /// HTTP API authorisation: `uaa` or `none`.
     pub auth: Option<String>,
+    /// Syslog ingest listen address, or `off`.
+    pub syslog_addr: Option<String>,
+    /// Syslog ingest port on all interfaces (upstream `SYSLOG_PORT`).
+    pub syslog_port: Option<u16>,
+    /// Syslog TLS certificate.
+    pub syslog_cert_file: Option<PathBuf>,
+    /// Syslog TLS key.
+    pub syslog_key_file: Option<PathBuf>,
+    /// CA that syslog clients' certificates must chain to (mutual TLS).
+    pub syslog_ca_file: Option<PathBuf>,
+    /// Idle timeout of a syslog connection (Go duration).
+    pub syslog_idle_timeout: Option<String>,
+    /// Largest syslog message accepted, in bytes.
+    pub syslog_max_message_length: Option<usize>,
+    /// LF-terminated framing instead of octet counting.
+    pub syslog_non_transparent_framing: Option<bool>,
+    /// Syslog connections held at once.
+    pub syslog_max_connections: Option<usize>,
     /// UAA base URL (`uaa` mode).
     pub uaa_addr: Option<String>,
     /// CA of UAA.
@@ -201,6 +227,15 @@ impl RawConfig {
             node_index: env.usize("NODE_INDEX"),
             node_addrs: env.list("NODE_ADDRS"),
             use_rfc3339: env.bool("USE_RFC339"),
+            // log-cache-syslog-server's variables.
+            syslog_port: env.u16("SYSLOG_PORT"),
+            syslog_cert_file: path(&mut env, "SYSLOG_TLS_CERT_PATH"),
+            syslog_key_file: path(&mut env, "SYSLOG_TLS_KEY_PATH"),
+            syslog_idle_timeout: env
+                .duration("SYSLOG_IDLE_TIMEOUT")
+                .map(plumbing::env::format_go_duration),
+            syslog_max_message_length: env.usize("SYSLOG_MAX_MESSAGE_LENGTH"),
+            syslog_non_transparent_framing: env.bool("SYSLOG_NON_TRANSPARENT_FRAMING"),
             // log-cache-cf-auth-proxy's variables.
             gateway_cert_file: path(&mut env, "EXTERNAL_CERT"),
             gateway_key_file: path(&mut env, "EXTERNAL_KEY"),
@@ -267,12 +302,22 @@ impl RawConfig {
                 skip_cert_verify,
                 cache_expiration_interval,
                 token_pruning_interval,
+                syslog_addr,
+                syslog_port,
+                syslog_cert_file,
+                syslog_key_file,
+                syslog_ca_file,
+                syslog_idle_timeout,
+                syslog_max_message_length,
+                syslog_non_transparent_framing,
+                syslog_max_connections,
             }
         )
     }
 
     /// Checks every value and applies defaults.
     pub fn validate(self) -> Result<Config, ConfigError> {
+        let syslog = self.syslog()?;
         let auth = self.auth_mode(!matches!(
             self.gateway_addr.as_deref(),
             None | Some("off") | Some("")
@@ -390,7 +435,77 @@ impl RawConfig {
             node_addrs,
             use_rfc3339: self.use_rfc3339.unwrap_or(false),
             auth,
+            syslog,
         })
+    }
+
+    /// The syslog ingest listener, if any: `--syslog-addr`, else `SYSLOG_PORT`
+    /// on all interfaces (as upstream's syslog server listens).
+    fn syslog(&self) -> Result<Option<SyslogListen>, ConfigError> {
+        let addr = match (&self.syslog_addr, self.syslog_port) {
+            (Some(_), _) => optional_addr("--syslog-addr", &self.syslog_addr)?,
+            (None, Some(port)) => Some(listen_addr("SYSLOG_PORT", &format!(":{port}"))?),
+            (None, None) => None,
+        };
+        let Some(addr) = addr else {
+            return Ok(None);
+        };
+        let tls = match (&self.syslog_cert_file, &self.syslog_key_file) {
+            (None, None) => {
+                if self.syslog_ca_file.is_some() {
+                    return Err(invalid(
+                        "--syslog-ca-file",
+                        "mutual TLS needs --syslog-cert-file / SYSLOG_TLS_CERT_PATH and --syslog-key-file / SYSLOG_TLS_KEY_PATH too",
+                    ));
+                }
+                None
+            }
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                ca: self.syslog_ca_file.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => {
+                return Err(invalid(
+                    "--syslog-cert-file / SYSLOG_TLS_CERT_PATH, --syslog-key-file / SYSLOG_TLS_KEY_PATH",
+                    "give both (TLS) or neither (plain TCP)",
+                ));
+            }
+        };
+        let defaults = SyslogConfig::default();
+        let max_message_length = self
+            .syslog_max_message_length
+            .unwrap_or(defaults.max_message_length);
+        if max_message_length == 0 {
+            return Err(invalid(
+                "--syslog-max-message-length / SYSLOG_MAX_MESSAGE_LENGTH",
+                "must be at least 1",
+            ));
+        }
+        let idle_timeout = duration(
+            "--syslog-idle-timeout / SYSLOG_IDLE_TIMEOUT",
+            &self.syslog_idle_timeout,
+            defaults.idle_timeout,
+        )?;
+        if idle_timeout.is_zero() {
+            return Err(invalid(
+                "--syslog-idle-timeout / SYSLOG_IDLE_TIMEOUT",
+                "must be greater than 0s",
+            ));
+        }
+        Ok(Some(SyslogListen {
+            addr,
+            tls,
+            config: SyslogConfig {
+                max_message_length,
+                idle_timeout,
+                non_transparent_framing: self.syslog_non_transparent_framing.unwrap_or(false),
+                max_connections: self
+                    .syslog_max_connections
+                    .unwrap_or(defaults.max_connections)
+                    .max(1),
+            },
+        }))
     }
 
     /// The HTTP API's authorisation (checked only when the API is served).
@@ -473,6 +588,19 @@ pub struct Config {
     pub use_rfc3339: bool,
     /// Authorisation of the HTTP API.
     pub auth: AuthMode,
+    /// Syslog ingest (`None`: off).
+    pub syslog: Option<SyslogListen>,
+}
+
+/// The syslog ingest listener.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyslogListen {
+    /// Listen address.
+    pub addr: SocketAddr,
+    /// TLS (with `ca`: clients must present a certificate).
+    pub tls: Option<TlsFiles>,
+    /// Framing and bounds.
+    pub config: SyslogConfig,
 }
 
 impl Config {
@@ -685,6 +813,30 @@ mod tests {
                 .to_string()
                 .contains("uaa, none")
         );
+    }
+
+    #[test]
+    fn syslog_follows_the_syslog_server_variables() {
+        assert_eq!(env(&[]).unwrap().syslog, None);
+        let c = env(&[
+            ("SYSLOG_PORT", "6067"),
+            ("SYSLOG_TLS_CERT_PATH", "/c"),
+            ("SYSLOG_TLS_KEY_PATH", "/k"),
+            ("SYSLOG_IDLE_TIMEOUT", "30s"),
+            ("SYSLOG_MAX_MESSAGE_LENGTH", "1000"),
+            ("SYSLOG_NON_TRANSPARENT_FRAMING", "true"),
+        ])
+        .unwrap();
+        let s = c.syslog.unwrap();
+        assert_eq!(s.addr, "[::]:6067".parse().unwrap());
+        assert_eq!(s.tls, Some(TlsFiles::server_only("/c", "/k")));
+        assert_eq!(s.config.idle_timeout, Duration::from_secs(30));
+        assert_eq!(s.config.max_message_length, 1000);
+        assert!(s.config.non_transparent_framing);
+        let e = env(&[("SYSLOG_PORT", "1"), ("SYSLOG_TLS_CERT_PATH", "/c")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("SYSLOG_TLS_KEY_PATH"), "{e}");
     }
 
     #[test]

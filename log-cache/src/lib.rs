@@ -23,6 +23,7 @@
 //! - [`auth`]: UAA JWTs and Cloud Controller checks, as upstream's cf-auth-proxy (reads, meta, PromQL), or `none`.
 //! - [`promql`]: the PromQL subset (`/api/v1/query`, `/api/v1/query_range`, `PromQLQuerier`).
 //! - [`metrics`]: metric handles (upstream names for the store's).
+//! - [`syslog`]: the RFC 5424 syslog ingest server (octet counting or LF framing, TLS).
 //! - [`error`]: the crate's [`Error`].
 //!
 //! # Dependency rule
@@ -41,6 +42,7 @@ pub mod promql;
 pub mod read;
 pub mod server;
 pub mod store;
+pub mod syslog;
 
 pub use config::Config;
 pub use error::Error;
@@ -58,6 +60,8 @@ pub struct Listeners {
     pub gateway: Option<TcpListener>,
     /// Admin port (`/metrics`, `/health`); `None` disables it.
     pub admin: Option<TcpListener>,
+    /// RFC 5424 syslog ingest; `None` serves none (also when the config has none).
+    pub syslog: Option<TcpListener>,
 }
 
 /// Runs a node with a fresh metrics registry until `shutdown`.

@@ -63,6 +63,9 @@ pub fn check_tls(config: &Config) -> Result<(), Error> {
     if let Some(files) = &config.gateway_tls {
         plumbing::tls::server_config(files)?;
     }
+    if let Some(files) = config.syslog.as_ref().and_then(|s| s.tls.as_ref()) {
+        plumbing::tls::server_config(files)?;
+    }
     Ok(())
 }
 
@@ -220,6 +223,20 @@ pub async fn run(
             cancel.clone(),
             shutdown.tracker().clone(),
             handler,
+        ));
+    }
+    if let (Some(listener), Some(syslog)) = (listeners.syslog, &config.syslog) {
+        let tls = match &syslog.tls {
+            Some(files) => Some(plumbing::tls::server_config(files)?),
+            None => None,
+        };
+        tokio::spawn(crate::syslog::serve(
+            listener,
+            tls,
+            syslog.config.clone(),
+            Arc::clone(&routed),
+            crate::syslog::SyslogMetrics::new(&registry),
+            cancel.clone(),
         ));
     }
     if let Some(admin) = listeners.admin {

@@ -850,6 +850,7 @@ async fn the_http_api_in_uaa_mode_answers_404_to_every_refusal() {
             grpc,
             gateway: Some(http),
             admin: None,
+            syslog: None,
         },
         shutdown.clone(),
     ));

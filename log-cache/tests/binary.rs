@@ -44,6 +44,7 @@ async fn starts_from_upstream_env_announces_ports_and_stops_on_sigint() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_log-cache"));
     base_env(&mut cmd)
         .env("GATEWAY_ADDR", "127.0.0.1:0")
+        .env("SYSLOG_PORT", "0")
         .args(["--auth", "none"]);
     let mut child = cmd
         .stderr(Stdio::piped())
@@ -56,16 +57,17 @@ async fn starts_from_upstream_env_announces_ports_and_stops_on_sigint() {
         let rest = line.split(key).nth(1)?;
         rest.rsplit(':').next()?.trim().parse().ok()
     };
-    let (mut grpc, mut http, mut admin) = (None, None, None);
+    let (mut grpc, mut http, mut admin, mut syslog) = (None, None, None, None);
     let mut seen = Vec::new();
     tokio::time::timeout(Duration::from_secs(20), async {
-        while grpc.is_none() || http.is_none() || admin.is_none() {
+        while grpc.is_none() || http.is_none() || admin.is_none() || syslog.is_none() {
             let Some(line) = lines.next_line().await.unwrap() else {
                 break;
             };
             grpc = grpc.or(port_of(&line, "gRPC bound to: "));
             http = http.or(port_of(&line, "HTTP API bound to: "));
             admin = admin.or(port_of(&line, "metrics bound to: "));
+            syslog = syslog.or(port_of(&line, "syslog bound to: "));
             seen.push(line);
         }
     })
@@ -79,6 +81,28 @@ async fn starts_from_upstream_env_announces_ports_and_stops_on_sigint() {
     let (status, body) = get(http, "/api/v1/info").await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"version\":\""), "{body}");
+    // An upstream syslog agent's frame (octet counting) is stored and readable.
+    let msg = "<14>1 2016-07-19T23:08:12.129Z host my-app [APP/PROC/WEB/0] - [tags@47450 source_type=\"APP/PROC/WEB\"] hello syslog\n";
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", syslog.unwrap()))
+        .await
+        .unwrap();
+    tcp.write_all(format!("{} {msg}", msg.len()).as_bytes())
+        .await
+        .unwrap();
+    let mut stored = String::new();
+    for _ in 0..100 {
+        let (_, body) = get(
+            http,
+            "/api/v1/read/my-app?start_time=0&end_time=1500000000000000000",
+        )
+        .await;
+        if body.contains("aGVsbG8gc3lzbG9n") {
+            stored = body;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(stored.contains("\"instance_id\":\"0\""), "{stored}");
     let (status, body) = get(admin, "/metrics").await;
     assert_eq!(status, 200);
     assert!(body.contains("log_cache_ingress"), "{body}");

@@ -50,6 +50,7 @@ impl Node {
                 grpc,
                 gateway: Some(gateway),
                 admin: None,
+                syslog: None,
             },
             node.shutdown.clone(),
             node.registry.clone(),

@@ -57,6 +57,7 @@ async fn start_cluster(pki: &DevPki, n: usize) -> Vec<Node> {
                 grpc,
                 gateway: Some(http),
                 admin: None,
+                syslog: None,
             },
             shutdown.clone(),
             registry.clone(),

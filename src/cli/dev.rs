@@ -345,6 +345,7 @@ pub(crate) async fn main(args: Args) -> anyhow::Result<()> {
             grpc,
             gateway: Some(http),
             admin: None,
+            syslog: None,
         };
         let stop = component_shutdown(&shutdown);
         let registry = log_cache_registry.clone();
