@@ -128,7 +128,13 @@ impl Pki {
         let dir = tempfile::tempdir()?;
         let pki = plumbing::tls::dev::DevPki::generate(dir.path())?;
         let mut files = HashMap::new();
-        for name in ["doppler", "metron", "trafficcontroller", "client"] {
+        for name in [
+            "doppler",
+            "metron",
+            "trafficcontroller",
+            "log-cache",
+            "client",
+        ] {
             files.insert(name.to_owned(), pki.files(name));
         }
         Ok(Self { _dir: dir, files })

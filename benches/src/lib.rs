@@ -20,10 +20,12 @@
 //! - [`scrape`]: Prometheus `/metrics` scraping for drop reconciliation.
 //! - [`cluster`]: spawns components as processes and discovers their ports.
 //! - [`scenario`]: W1–W9 (plus W2a and W3-1a, the agent-entered variants) and the rate sweep.
+//! - [`logcache`]: LC1–LC2, Log Cache ingest, reads and the cf CLI walk.
 //! - [`report`]: JSON and Markdown output.
 
 pub mod cluster;
 pub mod load;
+pub mod logcache;
 pub mod procstat;
 pub mod profile;
 pub mod report;

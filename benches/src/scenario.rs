@@ -1,4 +1,4 @@
-//! The W1–W9 scenarios of docs/benchmarks.md and the rate sweep that finds, for each, the highest
+//! The W1–W9 scenarios of docs/benchmarks.md (the Log Cache ones are in [`crate::logcache`]) and the rate sweep that finds, for each, the highest
 //! offered rate with < 0.1 % and < 1 % loss at the subscribers that should keep up.
 
 use crate::cluster::{Cluster, ClusterSpec, Pki};
@@ -353,6 +353,7 @@ pub async fn run_suite(opts: &SuiteOptions) -> anyhow::Result<Vec<ScenarioResult
             }),
         }
     }
+    results.extend(crate::logcache::run_suite(opts, &pki).await);
     Ok(results)
 }
 
