@@ -24,6 +24,7 @@ use std::fmt::Write as _;
 
 use crate::gofmt::write_json_number;
 use crate::loggregator_v2::{Envelope, EnvelopeBatch, Value, envelope::Message, log, value::Data};
+use crate::view::{EnvelopeView, Kind};
 
 /// `{"batch":[...]}` for an `EnvelopeBatch`.
 pub fn batch_to_json(batch: &EnvelopeBatch) -> String {
@@ -146,6 +147,123 @@ pub fn write_envelope(out: &mut String, env: &Envelope) {
     out.push('}');
 }
 
+/// Most tags rendered from the encoded bytes without decoding (more, and
+/// the envelope is decoded first).
+const VIEW_TAGS: usize = 16;
+
+/// Appends the JSON of one *encoded* envelope, byte-equal to
+/// [`write_envelope`] of its decoded form. Logs, counters, timers and events
+/// with at most [`VIEW_TAGS`] distinct tags and no deprecated tags are
+/// written straight from [`EnvelopeView`] (no allocation); anything else is
+/// decoded with Go's rules ([`crate::v2::decode`]) first.
+pub fn write_encoded(out: &mut String, encoded: &[u8]) -> Result<(), crate::v2::DecodeError> {
+    if let Ok(view) = EnvelopeView::parse(encoded)
+        && write_view(out, &view)
+    {
+        return Ok(());
+    }
+    let env = crate::v2::decode(encoded)?;
+    write_envelope(out, &env);
+    Ok(())
+}
+
+/// The view fast path; `false` (nothing written) when it does not apply.
+fn write_view(out: &mut String, v: &EnvelopeView<'_>) -> bool {
+    if v.has_deprecated_tags() || matches!(v.kind(), Kind::Gauge) {
+        return false;
+    }
+    // Tags sorted by key, as a decoded map iterates; duplicates (the last
+    // wins when decoding) and many tags take the decoding path.
+    let mut tags: [(&[u8], &[u8]); VIEW_TAGS] = [(&[], &[]); VIEW_TAGS];
+    let mut n = 0;
+    for (k, val) in v.tags() {
+        if n == VIEW_TAGS {
+            return false;
+        }
+        tags[n] = (k, val);
+        n += 1;
+    }
+    let tags = &mut tags[..n];
+    tags.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    if tags.windows(2).any(|w| w[0].0 == w[1].0) {
+        return false;
+    }
+    let start = out.len();
+    out.push_str("{\"timestamp\":");
+    write_i64(out, v.timestamp());
+    out.push_str(",\"source_id\":");
+    write_str(out, v.source_id());
+    out.push_str(",\"instance_id\":");
+    write_str(out, v.instance_id());
+    out.push_str(",\"deprecated_tags\":{},\"tags\":{");
+    for (i, (k, val)) in tags.iter().enumerate() {
+        let (Ok(k), Ok(val)) = (std::str::from_utf8(k), std::str::from_utf8(val)) else {
+            out.truncate(start);
+            return false;
+        };
+        if i > 0 {
+            out.push(',');
+        }
+        write_str(out, k);
+        out.push(':');
+        write_str(out, val);
+    }
+    out.push('}');
+    match v.kind() {
+        Kind::None => {}
+        Kind::Log => {
+            out.push_str(",\"log\":{\"payload\":\"");
+            write_base64(out, v.log_payload());
+            out.push_str("\",\"type\":");
+            match log::Type::try_from(v.log_type()) {
+                Ok(t) => {
+                    out.push('"');
+                    out.push_str(t.as_str_name());
+                    out.push('"');
+                }
+                Err(_) => {
+                    let _ = write!(out, "{}", v.log_type());
+                }
+            }
+            out.push('}');
+        }
+        Kind::Counter => {
+            out.push_str(",\"counter\":{\"name\":");
+            write_str(out, v.counter_name());
+            out.push_str(",\"delta\":");
+            write_u64(out, v.counter_delta());
+            out.push_str(",\"total\":");
+            write_u64(out, v.counter_total());
+            out.push('}');
+        }
+        Kind::Timer => {
+            let (start_ns, stop_ns) = v.timer_span();
+            out.push_str(",\"timer\":{\"name\":");
+            write_str(out, v.timer_name());
+            out.push_str(",\"start\":");
+            write_i64(out, start_ns);
+            out.push_str(",\"stop\":");
+            write_i64(out, stop_ns);
+            out.push('}');
+        }
+        Kind::Event => {
+            let (title, body) = v.event();
+            out.push_str(",\"event\":{\"title\":");
+            write_str(out, title);
+            out.push_str(",\"body\":");
+            write_str(out, body);
+            out.push('}');
+        }
+        // Refused above; kept total without a panic path.
+        Kind::Gauge => {
+            out.truncate(start);
+            return false;
+        }
+    }
+    out.push('}');
+    true
+}
+
 fn write_value(out: &mut String, v: &Value) {
     match &v.data {
         None => out.push_str("{}"),
@@ -243,6 +361,88 @@ pub fn write_base64(out: &mut String, data: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn encoded_json(bytes: &[u8]) -> (String, String) {
+        let mut fast = String::new();
+        write_encoded(&mut fast, bytes).expect("renders");
+        let slow = envelope_to_json(&crate::v2::decode(bytes).expect("decodes"));
+        (fast, slow)
+    }
+
+    #[test]
+    fn encoded_envelopes_render_as_their_decoded_form() {
+        use crate::loggregator_v2::{Counter, Event, Gauge, GaugeValue, Log, Timer};
+        use prost::Message as _;
+        let with = |tags: &[(&str, &str)], message| Envelope {
+            timestamp: 1_700_000_000_123_456_789,
+            source_id: "app \"x\"".into(),
+            instance_id: "3".into(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            message,
+            ..Envelope::default()
+        };
+        let kinds = [
+            None,
+            Some(Message::Log(Log {
+                payload: b"hi\n\x00\xff".to_vec().into(),
+                r#type: 1,
+            })),
+            Some(Message::Log(Log {
+                payload: Default::default(),
+                r#type: 7,
+            })),
+            Some(Message::Counter(Counter {
+                name: "req".into(),
+                delta: 1,
+                total: u64::MAX,
+            })),
+            Some(Message::Timer(Timer {
+                name: "http".into(),
+                start: -5,
+                stop: 9,
+            })),
+            Some(Message::Event(Event {
+                title: "t".into(),
+                body: "b\u{2028}".into(),
+            })),
+            Some(Message::Gauge(Gauge {
+                metrics: [(
+                    "cpu".to_owned(),
+                    GaugeValue {
+                        unit: "%".into(),
+                        value: 0.5,
+                    },
+                )]
+                .into(),
+            })),
+        ];
+        for message in kinds {
+            let env = with(&[("source_type", "APP"), ("a", "1")], message);
+            let (fast, slow) = encoded_json(&env.encode_to_vec());
+            assert_eq!(fast, slow);
+        }
+        // Tags out of key order on the wire (two concatenated messages merge),
+        // and a duplicate key (the last wins): still the decoded form.
+        let mut unsorted = with(&[("zeta", "1")], None).encode_to_vec();
+        unsorted.extend(with(&[("alpha", "2")], None).encode_to_vec());
+        let (fast, slow) = encoded_json(&unsorted);
+        assert_eq!(fast, slow);
+        assert!(fast.contains("{\"alpha\":\"2\",\"zeta\":\"1\"}"), "{fast}");
+        let mut dup = with(&[("k", "first")], None).encode_to_vec();
+        dup.extend(with(&[("k", "last")], None).encode_to_vec());
+        let (fast, slow) = encoded_json(&dup);
+        assert_eq!(fast, slow);
+        assert!(fast.contains("\"k\":\"last\""), "{fast}");
+        let many: Vec<(String, String)> =
+            (0..20).map(|i| (format!("k{i:02}"), "v".into())).collect();
+        let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let (fast, slow) = encoded_json(&with(&many, None).encode_to_vec());
+        assert_eq!(fast, slow);
+        assert!(write_encoded(&mut String::new(), &[0x0a, 0x05]).is_err());
+    }
 
     #[test]
     fn base64_matches_rfc4648_vectors() {

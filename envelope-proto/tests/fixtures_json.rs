@@ -85,3 +85,28 @@ fn rlp_tag_convergence_matches_go() {
     }
     f.finish("v2/rlp_tag_convergence", 4 * 3);
 }
+
+#[test]
+fn json_from_encoded_envelopes_equals_json_from_decoded_ones() {
+    // Every envelope of every fixture batch, rendered from its bytes (the
+    // store's fast path) and from its decoded form: byte-equal.
+    let mut f = Failures::default();
+    let mut n_envelopes = 0;
+    for case in cases("v2/batches.json") {
+        let n = name(&case);
+        let bytes = proto_bytes(&case["batch"]).expect("batch bytes");
+        let entries = envelope_proto::batch::entries(&bytes).expect("framing");
+        for encoded in entries {
+            n_envelopes += 1;
+            let Ok(decoded) = v2::decode(encoded) else {
+                continue;
+            };
+            let mut fast = String::new();
+            json::write_encoded(&mut fast, encoded).expect("renders");
+            let slow = json::envelope_to_json(&decoded);
+            f.check(&n, fast == slow, || format!("\nfast {fast}\nslow {slow}"));
+        }
+    }
+    assert!(n_envelopes > 12, "fixtures hold envelopes");
+    f.finish("v2/batches encoded json", n_envelopes);
+}

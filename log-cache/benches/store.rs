@@ -8,9 +8,10 @@
 //!   its `max_per_source` cap, so every put also evicts one).
 //! - `read/newest_1000_of_100k`: a `cf logs --recent` read (1000 newest logs,
 //!   descending) from one source holding 100k envelopes.
-//! - `http_json/1000`: what the HTTP API does with that read's result:
-//!   [`log_cache::read::decode_all`] then
-//!   [`envelope_proto::json::write_batch_of`].
+//! - `http_json/*_1000`: rendering that read's result as JSON: decoding to
+//!   owned envelopes then [`envelope_proto::json::write_batch_of`] (the
+//!   first implementation), and [`envelope_proto::json::write_encoded`]
+//!   straight from the stored bytes (what the HTTP API does now).
 //!
 //! Times are **thread CPU time** (`CLOCK_THREAD_CPUTIME_ID`) so that a run on
 //! a shared, loaded machine is not charged for time it was descheduled.
@@ -199,6 +200,23 @@ fn benches(c: &mut Criterion<ThreadCpuTime>) {
             out.push_str("{\"envelopes\":");
             envelope_proto::json::write_batch_of(&mut out, &envelopes);
             out.push_str("}\n");
+            out
+        })
+    });
+    g.bench_function("from_encoded_1000", |b| {
+        b.iter(|| {
+            let stored = black_box(&stored);
+            let mut out = String::with_capacity(
+                32 + stored.iter().map(|s| s.len() * 3 / 2 + 64).sum::<usize>(),
+            );
+            out.push_str("{\"envelopes\":{\"batch\":[");
+            for (i, e) in stored.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                envelope_proto::json::write_encoded(&mut out, e).expect("valid");
+            }
+            out.push_str("]}}\n");
             out
         })
     });
