@@ -152,7 +152,8 @@ fn start_log_cache(
     let mut proc = Proc::spawn(
         "log-cache",
         &opts.binary,
-        &["log-cache"],
+        // The readers are the harness's own: no UAA in the benchmark.
+        &["log-cache", "--auth", "none"],
         &[
             ("ADDR", "127.0.0.1:0".into()),
             ("GATEWAY_ADDR", "127.0.0.1:0".into()),
