@@ -5,6 +5,8 @@
 //!   `SendRequest` (`EnvelopeBatch envelopes = 1; bool local_only = 2`).
 //! - [`encode_read_response`]: an encoded `ReadResponse`
 //!   (`EnvelopeBatch envelopes = 1`) from encoded envelopes.
+//! - [`read_response_batch`]: the batch of an encoded `ReadResponse`, for a
+//!   node proxying a read to its owner.
 //! - [`encode_send_request`]: the other direction of [`send_request`], for
 //!   forwarding to a peer.
 
@@ -42,6 +44,21 @@ pub fn send_request(buf: &[u8]) -> Result<SendRequest<'_>, BatchError> {
     }
     batch::count(out.batch)?;
     Ok(out)
+}
+
+/// The encoded `EnvelopeBatch` of an encoded `ReadResponse` (framing
+/// checked; empty when absent; the last `envelopes` field wins).
+pub fn read_response_batch(buf: &[u8]) -> Result<&[u8], BatchError> {
+    let mut r = Reader::new(buf);
+    let mut batch: &[u8] = &[];
+    while !r.is_empty() {
+        match r.tag()? {
+            (1, Len) => batch = r.bytes()?,
+            (field, wt) => r.skip(field, wt)?,
+        }
+    }
+    batch::count(batch)?;
+    Ok(batch)
 }
 
 /// An encoded `SendRequest` holding `items` (encoded envelopes).
@@ -110,6 +127,10 @@ mod tests {
 
         let read = encode_read_response(&encoded);
         assert_eq!(read.len(), read_response_len(&encoded));
+        let inner: Vec<&[u8]> = batch::entries(read_response_batch(&read).unwrap())
+            .unwrap()
+            .collect();
+        assert_eq!(inner, encoded.iter().map(Vec::as_slice).collect::<Vec<_>>());
         let back = ReadResponse::decode(&read[..]).unwrap();
         assert_eq!(back.envelopes.unwrap().batch, envs);
         let empty = ReadResponse::decode(&encode_read_response::<Vec<u8>>(&[])[..]).unwrap();
@@ -120,6 +141,8 @@ mod tests {
     fn malformed_requests_are_errors() {
         assert!(send_request(&[0x0a, 0x05, 0x0a]).is_err());
         assert!(send_request(&[0x0a, 0x02, 0x0a, 0x09]).is_err());
+        assert!(read_response_batch(&[0x0a, 0x02, 0x0a, 0x09]).is_err());
+        assert_eq!(read_response_batch(&[]).unwrap(), &[] as &[u8]);
         assert_eq!(send_request(&[]).unwrap().batch, &[] as &[u8]);
     }
 }

@@ -36,7 +36,7 @@ use tonic::transport::Channel;
 
 use crate::ingest::Sink;
 use crate::read::{LocalReader, ReadError, Reader};
-use crate::store::Stored;
+use crate::store::{Store, Stored};
 
 /// Bytes of envelopes queued for one peer at most.
 pub const FORWARD_QUEUE_BYTES: usize = 16 * 1024 * 1024;
@@ -133,7 +133,7 @@ struct Peer {
 pub struct Cluster {
     index: usize,
     peers: Vec<Option<Peer>>,
-    local_sink: Arc<dyn Sink>,
+    local_store: Arc<Store>,
     local_reader: LocalReader,
     remote_read_errors: Counter,
     meta_cache: Mutex<Option<(Instant, BTreeMap<String, MetaInfo>)>>,
@@ -152,13 +152,14 @@ impl std::fmt::Debug for Cluster {
 impl Cluster {
     /// The cluster of `addrs` (gRPC `host:port` of every node, in index
     /// order) seen from node `index`; peers are reached over `tls` (server
-    /// name `log-cache`) or plaintext. Starts one sender task per peer,
+    /// name `log-cache`) or plaintext; this node's own envelopes go to
+    /// `local_store`. Starts one sender task per peer,
     /// stopped by `cancel`.
     pub fn start(
         index: usize,
         addrs: &[String],
         tls: Option<Arc<rustls::ClientConfig>>,
-        local_sink: Arc<dyn Sink>,
+        local_store: Arc<Store>,
         local_reader: LocalReader,
         registry: &Registry,
         cancel: &CancellationToken,
@@ -210,7 +211,7 @@ impl Cluster {
         Ok(Arc::new(Cluster {
             index,
             peers,
-            local_sink,
+            local_store,
             local_reader,
             remote_read_errors: registry.counter(
                 "log_cache_remote_read_errors",
@@ -286,7 +287,7 @@ impl Sink for RoutedSink {
             return;
         };
         match self.cluster.owner(view.source_id()) {
-            None => self.cluster.local_sink.put(encoded),
+            None => self.cluster.local_store.put_view(&view),
             Some(peer) => peer.outbox.push(Bytes::copy_from_slice(encoded)),
         }
     }
@@ -333,15 +334,14 @@ impl RoutedReader {
     }
 }
 
-/// The envelopes of an encoded `ReadResponse`, each copied out.
+/// The envelopes of an encoded `ReadResponse`, each copied out as it came
+/// (no decoding, no re-encoding).
 fn split_read_response(answer: &Bytes) -> Option<Vec<Stored>> {
-    let resp = envelope_proto::logcache_v1::ReadResponse::decode(&answer[..]).ok()?;
+    let batch = envelope_proto::logcache::read_response_batch(answer).ok()?;
     Some(
-        resp.envelopes
-            .map(|b| b.batch)
-            .unwrap_or_default()
-            .iter()
-            .map(|e| Arc::from(e.encode_to_vec()))
+        envelope_proto::batch::entries(batch)
+            .ok()?
+            .map(Arc::from)
             .collect(),
     )
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use envelope_proto::logcache_v1::{MetaInfo, ReadRequest};
 use envelope_proto::loggregator_v2::{Envelope, envelope::Message};
+use envelope_proto::view::{EnvelopeView, Kind};
 use futures::future::BoxFuture;
 use prost::Message as _;
 use regex::{Regex, RegexBuilder};
@@ -220,6 +221,10 @@ impl Reader for LocalReader {
 /// metrics map: re-encode those gauges.
 fn filter_gauge_keys(out: &mut [Stored], re: &Regex) {
     for stored in out.iter_mut() {
+        let is_gauge = EnvelopeView::parse(stored).is_ok_and(|v| v.kind() == Kind::Gauge);
+        if !is_gauge {
+            continue;
+        }
         let Ok(mut env) = Envelope::decode(&stored[..]) else {
             continue;
         };

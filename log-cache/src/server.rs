@@ -108,7 +108,7 @@ pub async fn run(
             config.node_index,
             &config.node_addrs,
             tls,
-            Arc::clone(&local),
+            Arc::clone(&store),
             local_reader,
             &registry,
             &cancel,

@@ -377,9 +377,6 @@ impl Store {
                 if front.timestamp > next_oldest && n > 0 {
                     break;
                 }
-                if self.bytes() <= self.limits.memory_limit + freed && n > 0 {
-                    break;
-                }
                 freed += front.cost();
                 n += 1;
                 source.entries.pop_front();

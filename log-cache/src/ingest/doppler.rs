@@ -107,6 +107,7 @@ pub fn start(
     let dropped = metrics.dropped_doppler.clone();
     let cancel = cancel.clone();
     tokio::spawn(async move {
+        let log = plumbing::limited_log::Limiter::new(Duration::from_secs(10));
         let mut batch = Vec::with_capacity(STORE_BATCH);
         loop {
             tokio::select! {
@@ -119,10 +120,13 @@ pub fn start(
             let lost = ring.take_dropped();
             if lost > 0 {
                 dropped.add(lost);
-                tracing::warn!(
-                    lost,
-                    "log-cache ingest fell behind the dopplers; oldest envelopes dropped"
-                );
+                log.warn("ingest-behind", |suppressed| {
+                    tracing::warn!(
+                        lost,
+                        suppressed,
+                        "log-cache ingest fell behind the dopplers; oldest envelopes dropped"
+                    )
+                });
             }
             if batch.capacity() > STORE_BATCH * 4 {
                 batch.shrink_to(STORE_BATCH);
